@@ -1,0 +1,1 @@
+"""Tropa: retail marketing journeys declared in YAML, run as durable Temporal workflows."""

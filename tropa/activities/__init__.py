@@ -1,0 +1,1 @@
+"""Temporal activities: everything that touches the database or a provider."""

@@ -1,0 +1,1 @@
+"""Channel adapters: one module per provider kind, all behind `ChannelAdapter`."""

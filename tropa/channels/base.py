@@ -1,0 +1,78 @@
+"""What every channel adapter takes and returns, and how provider HTTP errors are sorted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from tropa.errors import MessageInvalid, ProviderUnavailable
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A rendered message ready for a provider."""
+
+    idempotency_key: str
+    channel: str
+    category: str
+    recipient: str
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The provider took the message; its id lets receipts find the run."""
+
+    provider_message_id: str
+
+
+class ChannelAdapter(Protocol):
+    """Sends one message over one channel; raises MessageInvalid or ProviderUnavailable."""
+
+    channel: str
+
+    def validate(self, message: OutgoingMessage) -> None:
+        """Raise MessageInvalid when the message itself is wrong, before any provider call."""
+
+    def send(self, message: OutgoingMessage) -> Accepted:
+        """Hand the message to the provider."""
+
+
+def raise_for_provider(response: httpx.Response) -> None:
+    """Sort a provider's answer once: content errors are final, everything else retries."""
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        error = body.get("error", body) if isinstance(body, dict) else {}
+    except ValueError:
+        error = {}
+    code = str(error.get("code") or f"http_{response.status_code}")
+    text = str(error.get("message") or response.reason_phrase)
+    if response.status_code in (400, 422):
+        raise MessageInvalid(f"provider rejected the message: {text}", reason=code)
+    # 401/402/403 are the sender's account (credentials, balance, sender name): fixable by
+    # the shop, so the message waits for the fix; 429 and 5xx are the provider's load.
+    raise ProviderUnavailable(f"provider unavailable ({response.status_code}): {text}", reason=code)
+
+
+def post_json(
+    client: httpx.Client, url: str, *, token: str, idempotency_key: str, body: dict[str, object]
+) -> httpx.Response:
+    """POST to a provider; transport failures become ProviderUnavailable."""
+    try:
+        return client.post(
+            url,
+            json=body,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key},
+        )
+    except httpx.TimeoutException as exc:
+        raise ProviderUnavailable("provider timed out", reason="timeout") from exc
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"provider unreachable: {type(exc).__name__}",
+                                  reason="unreachable") from exc

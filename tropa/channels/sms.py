@@ -1,0 +1,71 @@
+"""SMS over the provider's JSON HTTP API, with GSM-7 / UCS-2 segment counting."""
+
+from __future__ import annotations
+
+import httpx
+
+from tropa.channels.base import Accepted, OutgoingMessage, post_json, raise_for_provider
+from tropa.errors import MessageInvalid
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXT = set("^{}\\[~]|€\f")
+
+
+def segments(text: str) -> int:
+    """How many SMS parts a text takes: GSM-7 160/153, UCS-2 (e.g. Cyrillic) 70/67."""
+    if all(c in _GSM7 or c in _GSM7_EXT for c in text):
+        units = sum(2 if c in _GSM7_EXT else 1 for c in text)
+        single, multi = 160, 153
+    else:
+        # UCS-2 counts UTF-16 code units: an emoji takes two.
+        units = len(text.encode("utf-16-le")) // 2
+        single, multi = 70, 67
+    if units <= single:
+        return 1
+    return -(-units // multi)
+
+
+class SmsAdapter:
+    """SMS through an HTTP provider: `POST {base}/sms/v1/messages`."""
+
+    channel = "sms"
+
+    def __init__(
+        self, client: httpx.Client, base_url: str, token: str, sender: str, max_segments: int
+    ) -> None:
+        self._client = client
+        self._url = base_url.rstrip("/") + "/sms/v1/messages"
+        self._token = token
+        self._sender = sender
+        self._max_segments = max_segments
+
+    def validate(self, message: OutgoingMessage) -> None:
+        """Empty and too long texts are the message's own fault: cancel, never retry."""
+        if not message.text.strip():
+            raise MessageInvalid("the SMS text is empty", reason="empty_text")
+        parts = segments(message.text)
+        if parts > self._max_segments:
+            raise MessageInvalid(
+                f"the SMS takes {parts} segments, more than the allowed {self._max_segments}",
+                reason="text_too_long",
+            )
+
+    def send(self, message: OutgoingMessage) -> Accepted:
+        """Hand one SMS to the provider."""
+        response = post_json(
+            self._client,
+            self._url,
+            token=self._token,
+            idempotency_key=message.idempotency_key,
+            body={
+                "from": self._sender,
+                "to": message.recipient,
+                "text": message.text,
+                "client_ref": message.idempotency_key,
+            },
+        )
+        raise_for_provider(response)
+        return Accepted(provider_message_id=str(response.json()["message_id"]))

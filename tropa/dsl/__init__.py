@@ -1,0 +1,1 @@
+"""The journey language: YAML with positions, validation, compilation to a Plan."""

@@ -1,0 +1,72 @@
+"""From YAML text to a Plan: load with positions, validate, compile, hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from tropa.dsl.plan import ExitRule, Plan, PlanStep, Trigger
+from tropa.dsl.positions import load_with_positions
+from tropa.dsl.validate import CheckedJourney, CheckedStep, Validator
+from tropa.errors import JourneyInvalid
+from tropa.steps.registry import Registry, registry
+
+
+def compile_journey(text: str, source: str = "<journey>", reg: Registry | None = None) -> Plan:
+    """Compile journey YAML to a Plan, or raise JourneyInvalid with every problem found."""
+    raw, smap, problems = load_with_positions(text, source)
+    if problems:
+        raise JourneyInvalid(problems)
+    validator = Validator(reg or registry(), smap)
+    checked = validator.journey(raw)
+    if checked is None:
+        raise JourneyInvalid(validator.problems)
+    return build_plan(checked)
+
+
+def build_plan(checked: CheckedJourney) -> Plan:
+    """A Plan with stable step ids and the content hash as its version."""
+    spec = checked.spec
+    plan = Plan(
+        journey=spec.journey,
+        version="",
+        description=spec.description,
+        category=spec.settings.category,
+        re_entry=spec.re_entry,
+        trigger=Trigger(event=spec.trigger.event, where=spec.trigger.where, key=spec.trigger.key),
+        exit_on=[ExitRule(event=e.event, where=e.where) for e in spec.exit_on],
+        steps=_steps(checked.steps, ""),
+    )
+    plan.version = content_hash(plan)
+    return plan
+
+
+def content_hash(plan: Plan) -> str:
+    """The version: a hash of the Plan without its version field."""
+    body = plan.model_dump(mode="json", exclude={"version"})
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _steps(steps: list[CheckedStep], prefix: str) -> list[PlanStep]:
+    return [_step(step, f"{prefix}{i + 1}-{step.type.name}") for i, step in enumerate(steps)]
+
+
+def _step(step: CheckedStep, step_id: str) -> PlanStep:
+    params: dict[str, Any] = step.params.model_dump(mode="json", by_alias=True)
+    for spec in step.type.nested:
+        if "[]." in spec:
+            outer, inner = spec.split("[].", 1)
+            for element in params.get(outer) or []:
+                element.pop(inner, None)
+        else:
+            params.pop(spec, None)
+    return PlanStep(
+        id=step_id,
+        type=step.type.name,
+        params=params,
+        children={key: _steps(children, f"{step_id}/{key}/")
+                  for key, children in step.children.items()},
+        call=step.type.call,
+    )

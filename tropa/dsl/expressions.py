@@ -1,0 +1,111 @@
+"""Sandboxed Jinja2 for conditions (`where`, `if`) and message texts.
+
+Everything a marketer writes is rendered in a `SandboxedEnvironment` with strict undefined
+variables, so a typo is an error instead of an empty string, and Python internals are out
+of reach. Validation catches what can be known before a run: syntax, unknown roots,
+attributes that start with an underscore.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+ROOTS = ("customer", "event", "steps", "journey")
+
+
+def _date_filter(value: Any, fmt: str = "%d.%m.%Y") -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime | date):
+        return value.strftime(fmt)
+    raise ValueError(f"`date` needs a date or an ISO timestamp, got {value!r}")
+
+
+def _money_filter(value: Any, currency: str = "") -> str:
+    amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    text = f"{amount:,.2f}".replace(",", " ")
+    return f"{text} {currency}".strip()
+
+
+def _environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters["date"] = _date_filter
+    env.filters["money"] = _money_filter
+    return env
+
+
+ENV = _environment()
+
+
+class ExpressionError(ValueError):
+    """A template or condition cannot be used; the message says why and how to fix it."""
+
+
+def check_template(source: str) -> list[str]:
+    """Problems of a message template or condition, found without rendering it."""
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        return [f"template does not parse: {exc.message}"]
+    problems: list[str] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)
+        if isinstance(attr, str) and attr.startswith("_"):
+            problems.append(
+                f"`{attr}` is not allowed: templates may not reach Python internals "
+                "or private attributes"
+            )
+    unknown = sorted(meta.find_undeclared_variables(tree) - set(ROOTS))
+    for name in unknown:
+        problems.append(
+            f"unknown variable `{name}`; templates can use {', '.join(ROOTS)} "
+            f"(for example `customer.first_name` or `event.data.{name}`)"
+        )
+    return problems
+
+
+def _const_key(node: nodes.Getitem) -> Any:
+    return node.arg.value if isinstance(node.arg, nodes.Const) else None
+
+
+def check_condition(source: str) -> list[str]:
+    """Problems of a condition (`if`, `where`): an expression, not a `{{ }}` template."""
+    stripped = source.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}"):
+        stripped = stripped[2:-2]
+    try:
+        ENV.compile_expression(stripped)
+    except TemplateSyntaxError as exc:
+        return [f"condition does not parse: {exc.message}"]
+    return check_template("{{ " + stripped + " }}")
+
+
+def render(source: str, context: dict[str, Any]) -> str:
+    """Render a message text; raise ExpressionError naming the missing value or refusal."""
+    try:
+        return ENV.from_string(source).render(**context)
+    except UndefinedError as exc:
+        raise ExpressionError(f"template uses a value this customer lacks: {exc.message}") from exc
+    except SecurityError as exc:
+        raise ExpressionError(f"template refused by the sandbox: {exc}") from exc
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"template does not parse: {exc.message}") from exc
+
+
+def evaluate(condition: str, context: dict[str, Any]) -> bool:
+    """Evaluate a condition to a boolean; a missing value counts as false."""
+    stripped = condition.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}"):
+        stripped = stripped[2:-2]
+    try:
+        return bool(ENV.compile_expression(stripped, undefined_to_none=False)(**context))
+    except UndefinedError:
+        return False
+    except SecurityError as exc:
+        raise ExpressionError(f"condition refused by the sandbox: {exc}") from exc

@@ -1,0 +1,154 @@
+"""The Plan: a compiled journey, JSON-serialisable, the input of every run.
+
+Workflow code imports this module, so it holds only data models and no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Category = Literal["marketing", "service"]
+ReEntry = Literal["restart", "ignore", "parallel", "once"]
+
+
+class RetrySpec(BaseModel):
+    """How an activity step is retried; `maximum_attempts` 0 means until it succeeds."""
+
+    initial_interval_seconds: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_seconds: float = 300.0
+    maximum_attempts: int = 0
+    non_retryable_error_types: list[str] = Field(default_factory=list)
+
+
+class ActivityCall(BaseModel):
+    """How the interpreter performs an activity step: which activity, timeouts, retries."""
+
+    activity: str
+    task_queue: str | None = None
+    start_to_close_seconds: float = 30.0
+    schedule_to_close_seconds: float | None = None
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+
+
+class PlanStep(BaseModel):
+    """One compiled step with a stable id; nested step lists live in `children`."""
+
+    id: str
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    children: dict[str, list[PlanStep]] = Field(default_factory=dict)
+    call: ActivityCall | None = None
+
+
+class Trigger(BaseModel):
+    """What starts a run: an event type, an optional condition and a key."""
+
+    event: str
+    where: str | None = None
+    key: str | None = None
+
+
+class ExitRule(BaseModel):
+    """An event that ends a run at any point."""
+
+    event: str
+    where: str | None = None
+
+
+class Plan(BaseModel):
+    """A journey compiled for the interpreter; `version` is the hash of everything else."""
+
+    journey: str
+    version: str
+    description: str = ""
+    category: Category = "marketing"
+    re_entry: ReEntry = "restart"
+    trigger: Trigger
+    exit_on: list[ExitRule] = Field(default_factory=list)
+    steps: list[PlanStep]
+
+    def listens_to(self) -> set[str]:
+        """Event types that a run of this plan may receive as signals."""
+        types = {rule.event for rule in self.exit_on}
+        stack = list(self.steps)
+        while stack:
+            step = stack.pop()
+            if step.type == "wait_for":
+                types.add(str(step.params["event"]))
+            for children in step.children.values():
+                stack.extend(children)
+        return types
+
+
+class EventIn(BaseModel):
+    """An event as it reaches a run: the trigger, or a signal for `wait_for` and `exit_on`."""
+
+    event_id: str
+    type: str
+    customer_id: str
+    occurred_at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunInput(BaseModel):
+    """Everything a JourneyRun needs: the Plan is part of it, so edits never touch runs."""
+
+    plan: Plan
+    customer_id: str
+    trigger_event: EventIn
+
+
+class RunRef(BaseModel):
+    """Which run and step an activity works for; the basis of idempotency keys."""
+
+    workflow_id: str
+    run_id: str
+    journey: str
+    version: str
+    customer_id: str
+    category: Category
+
+
+class StepCall(BaseModel):
+    """The input of every activity step, built-in or from a plugin."""
+
+    run: RunRef
+    step_id: str
+    step_type: str
+    params: dict[str, Any]
+    context: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str
+
+
+class StepResult(BaseModel):
+    """What an activity step did: an outcome word and data later steps may use."""
+
+    outcome: str
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepRecord(BaseModel):
+    """A step as shown in a run's status."""
+
+    step_id: str
+    type: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = "running"
+    detail: str = ""
+
+
+class RunStatus(BaseModel):
+    """The answer of the `status` query."""
+
+    journey: str
+    version: str
+    customer_id: str
+    state: Literal["running", "completed", "exited", "failed"]
+    current_step: str | None
+    steps: list[StepRecord]

@@ -1,0 +1,83 @@
+"""The journey header as marketers write it: name, trigger, exit rules, settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tropa.dsl.plan import Category, ReEntry
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TriggerSpec(_Strict):
+    """`trigger:` — the event that starts a run."""
+
+    event: str = Field(description="Event type that starts a run", examples=["cart.updated"])
+    where: str | None = Field(
+        default=None, description="Condition on the event and customer",
+        json_schema_extra={"x-condition": True},
+    )
+    key: str | None = Field(
+        default=None,
+        description="Template that tells runs of one customer apart, e.g. a cart id",
+        examples=["{{ event.data.cart_id }}"],
+        json_schema_extra={"x-template": True},
+    )
+    re_entry: ReEntry | None = Field(
+        default=None, description="What a new trigger does while a run is in flight"
+    )
+
+
+class ExitSpec(_Strict):
+    """`exit_on:` item — an event that ends the run wherever it is."""
+
+    event: str = Field(description="Event type that ends the run", examples=["order.placed"])
+    where: str | None = Field(default=None, description="Condition on the event",
+                              json_schema_extra={"x-condition": True})
+
+
+class SettingsSpec(_Strict):
+    """`settings:` — how the journey's messages are treated."""
+
+    category: Category = Field(
+        default="marketing",
+        description="marketing messages need the customer's consent; service messages do not",
+    )
+
+
+class JourneySpec(_Strict):
+    """A whole journey file."""
+
+    journey: str = Field(pattern=NAME_PATTERN, description="Journey name: lower case, digits, - _",
+                         examples=["abandoned-cart"])
+    description: str = Field(default="", description="What the journey is for")
+    trigger: TriggerSpec
+    exit_on: list[ExitSpec] = Field(default_factory=list, description="Events that end a run")
+    re_entry: ReEntry = Field(
+        default="restart",
+        description="restart: a new trigger restarts the run; ignore: it is ignored while a "
+        "run is in flight; parallel: runs side by side; once: one run per customer ever",
+    )
+    settings: SettingsSpec = Field(default_factory=SettingsSpec)
+    steps: list[dict[str, Any]] = Field(min_length=1, description="The steps, in order",
+                                        json_schema_extra={"x-steps": True})
+
+    @field_validator("exit_on", mode="before")
+    @classmethod
+    def _short_exit(cls, value: Any) -> Any:
+        # `exit_on: [order.placed]` is the common case; allow the bare event type.
+        if isinstance(value, list):
+            return [{"event": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _trigger_re_entry(self) -> JourneySpec:
+        if self.trigger.re_entry is not None:
+            self.re_entry = self.trigger.re_entry
+        return self

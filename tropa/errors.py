@@ -1,0 +1,88 @@
+"""Every exception class Tropa raises on purpose."""
+
+from __future__ import annotations
+
+
+class TropaError(Exception):
+    """Base of Tropa's own errors."""
+
+
+class JourneyInvalid(TropaError):
+    """A journey's YAML does not validate; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n\n".join(p.render() for p in problems))
+
+
+class Problem:
+    """One error in a journey file, with its place and a hint how to fix it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "<journey>",
+        line: int | None = None,
+        column: int | None = None,
+        line_text: str | None = None,
+        path: str = "",
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.source = source
+        self.line = line
+        self.column = column
+        self.line_text = line_text
+        self.path = path
+        self.hint = hint
+
+    def location(self) -> str:
+        """`file:line:column`, as editors and terminals link it."""
+        if self.line is None:
+            return self.source
+        return f"{self.source}:{self.line}:{self.column or 1}"
+
+    def render(self) -> str:
+        """The error as shown to a marketer: place, message, the line with a caret, the fix."""
+        parts = [f"{self.location()}: error: {self.message}"]
+        if self.line_text is not None and self.column is not None:
+            parts.append(f"    {self.line_text}")
+            parts.append("    " + " " * (self.column - 1) + "^")
+        if self.hint:
+            parts.append(f"  hint: {self.hint}")
+        return "\n".join(parts)
+
+    def as_dict(self) -> dict[str, object]:
+        """The error as an API response item."""
+        return {
+            "message": self.message,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "hint": self.hint,
+            "text": self.render(),
+        }
+
+
+class ProviderError(TropaError):
+    """A channel provider refused or failed a send."""
+
+    def __init__(self, message: str, *, final: bool, reason: str) -> None:
+        self.final = final
+        self.reason = reason
+        super().__init__(message)
+
+
+class MessageInvalid(ProviderError):
+    """The message itself is wrong (bad recipient, empty or too long text): never retried."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, final=True, reason=reason)
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider or the sender's account is not usable now: retried until it is."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, final=False, reason=reason)

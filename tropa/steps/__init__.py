@@ -1,0 +1,1 @@
+"""Step types: each declared once in the registry, everything else derives from it."""

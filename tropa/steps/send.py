@@ -1,0 +1,114 @@
+"""The `send` step: one message over one channel, through the policy gate and a provider."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from temporalio import activity
+
+from tropa.channels.catalog import CHANNELS
+from tropa.dsl.durations import Duration
+from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
+from tropa.steps.control import Params
+from tropa.steps.registry import StepType, WorkerDeps
+
+
+def _channel_check(value: str) -> str:
+    if value not in CHANNELS:
+        close = difflib.get_close_matches(value, list(CHANNELS), n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        raise ValueError(
+            f"unknown channel `{value}`{hint} Known channels: {', '.join(CHANNELS)}"
+        )
+    return value
+
+
+class SendParams(Params):
+    channel: str = Field(
+        description="Channel to send over",
+        json_schema_extra={"enum": list(CHANNELS)},
+        examples=["sms"],
+    )
+    text: str = Field(
+        default="",
+        description="Message text (Jinja2: customer, event, steps, journey)",
+        examples=["{{ customer.first_name }}, your cart is waiting"],
+        json_schema_extra={"x-template": True},
+    )
+    subject: str | None = Field(
+        default=None, description="Email subject (Jinja2)", json_schema_extra={"x-template": True}
+    )
+    html: str | None = Field(
+        default=None, description="Email HTML body (Jinja2)", json_schema_extra={"x-template": True}
+    )
+    category: Literal["marketing", "service"] | None = Field(
+        default=None, description="Overrides the journey's category for this message"
+    )
+    fallback: list[str] = Field(
+        default_factory=list,
+        description="Channels tried in order when this one fails finally",
+        examples=[["sms"]],
+    )
+    deliver_within: Duration | None = Field(
+        default=None, description="Try the fallback when not delivered within this time"
+    )
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        return _channel_check(value)
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallback_channels(cls, value: list[str]) -> list[str]:
+        return [_channel_check(v) for v in value]
+
+    @model_validator(mode="after")
+    def _has_body(self) -> SendParams:
+        if not self.text.strip() and not (self.html or "").strip():
+            raise ValueError("a send needs `text` (or `html` for email)")
+        if self.channel == "email" and not self.subject:
+            raise ValueError("an email needs a `subject`")
+        return self
+
+
+def send_activity(deps: WorkerDeps) -> Callable[[StepCall], StepResult]:
+    """The activity performing `send`, bound to the worker's database and adapters."""
+    from tropa.activities.messaging import SendService
+
+    service = SendService(deps.engine, deps.adapters, deps.settings)
+
+    @activity.defn(name="tropa.send")
+    def send(call: StepCall) -> StepResult:
+        return service.send(call, attempt=activity.info().attempt)
+
+    return send
+
+
+STEP = StepType(
+    name="send",
+    params=SendParams,
+    kind="activity",
+    label="Send message",
+    description="Send a message to the customer over a channel, after consent and caps",
+    call=ActivityCall(
+        activity="tropa.send",
+        start_to_close_seconds=60,
+        retry=RetrySpec(maximum_interval_seconds=600, maximum_attempts=0),
+    ),
+    activity=send_activity,
+    ui={
+        "icon": "send",
+        "fields": {
+            "channel": {"widget": "select"},
+            "text": {"widget": "template", "rows": 4},
+            "html": {"widget": "template", "rows": 10},
+            "category": {"widget": "radio"},
+            "fallback": {"widget": "multiselect"},
+        },
+    },
+    examples=({"send": {"channel": "sms", "text": "Hi {{ customer.first_name }}!"}},),
+)
