@@ -11,6 +11,8 @@ import structlog
 def configure(level: str = "INFO") -> None:
     """Send stdlib and structlog records as key=value lines to stderr."""
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    for noisy in ("alembic", "sqlalchemy", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -1,0 +1,1 @@
+"""The HTTP API: events, customers, journeys, runs."""

@@ -1,0 +1,160 @@
+"""Event intake: store each event once, then start or signal the runs it concerns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from tropa.activities.customer_context import customer_view
+from tropa.clock import utcnow
+from tropa.dsl.expressions import ExpressionError, evaluate, render
+from tropa.dsl.plan import EventIn, Plan, RunInput
+from tropa.logs import get_logger
+from tropa.services.journeys import JourneyCatalogue
+from tropa.store.db import session_scope
+from tropa.store.models import Customer, Event
+from tropa.workflows import search_attributes as sa_keys
+from tropa.workflows.journey_run import JourneyRun
+
+log = get_logger("events")
+
+_START_POLICIES = {
+    "restart": (WorkflowIDConflictPolicy.TERMINATE_EXISTING, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+    "ignore": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+    "parallel": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+    "once": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.REJECT_DUPLICATE),
+}
+
+
+class UnknownCustomer(LookupError):
+    """An event names a customer Tropa does not know."""
+
+
+@dataclass
+class Routed:
+    """What one event did: runs started, runs signalled, triggers skipped and why."""
+
+    status: Literal["accepted", "duplicate"]
+    started: list[str] = field(default_factory=list)
+    signalled: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def run_id_for(plan: Plan, customer_id: str, key: str | None, event_id: str) -> str:
+    """The deterministic workflow ID `journey/<journey>/<customer>[/<key>]`."""
+    parts = ["journey", plan.journey, customer_id]
+    if key:
+        parts.append(key)
+    if plan.re_entry == "parallel":
+        parts.append(event_id)
+    return "/".join(parts)
+
+
+class EventRouter:
+    """Routes stored events to JourneyRun workflows."""
+
+    def __init__(self, engine: sa.Engine, client: Client, catalogue: JourneyCatalogue,
+                 task_queue: str) -> None:
+        self._engine = engine
+        self._client = client
+        self._catalogue = catalogue
+        self._task_queue = task_queue
+
+    async def ingest(self, event: EventIn) -> Routed:
+        """Store the event once; a repeated `event_id` is acknowledged and not routed again."""
+        customer = await run_in_threadpool(self._store, event)
+        if customer is None:
+            return Routed(status="duplicate")
+        return await self.route(event, customer)
+
+    def _store(self, event: EventIn) -> dict[str, Any] | None:
+        try:
+            with session_scope(self._engine) as session:
+                customer = session.get(Customer, event.customer_id)
+                if customer is None:
+                    raise UnknownCustomer(event.customer_id)
+                session.add(Event(event_id=event.event_id, type=event.type,
+                                  customer_id=event.customer_id, occurred_at=event.occurred_at,
+                                  received_at=utcnow(), data=event.data))
+                return customer_view(customer)
+        except IntegrityError:
+            return None
+
+    async def route(self, event: EventIn, customer: dict[str, Any]) -> Routed:
+        """Start runs this event triggers and signal runs that listen to it."""
+        routed = Routed(status="accepted")
+        catalogue = self._catalogue.current()
+        context = {"event": event.model_dump(mode="json"), "customer": customer,
+                   "steps": {}, "journey": {}}
+        triggered: set[str] = set()
+        for plan in catalogue.triggers.get(event.type, []):
+            triggered.add(plan.journey)
+            await self._trigger(plan, event, context, routed)
+        for plan in catalogue.listeners.get(event.type, []):
+            if plan.journey not in triggered:
+                await self._signal(plan, event, routed)
+        log.info("event_routed", event_type=event.type, started=len(routed.started),
+                 signalled=len(routed.signalled), skipped=len(routed.skipped))
+        return routed
+
+    async def _trigger(self, plan: Plan, event: EventIn, context: dict[str, Any],
+                       routed: Routed) -> None:
+        context = {**context, "journey": {"name": plan.journey, "version": plan.version}}
+        try:
+            if plan.trigger.where and not evaluate(plan.trigger.where, context):
+                routed.skipped.append({"journey": plan.journey, "reason": "where is false"})
+                return
+            key = render(plan.trigger.key, context).strip() if plan.trigger.key else None
+        except ExpressionError as exc:
+            routed.skipped.append({"journey": plan.journey, "reason": str(exc)})
+            return
+        workflow_id = run_id_for(plan, event.customer_id, key, event.event_id)
+        conflict, reuse = _START_POLICIES[plan.re_entry]
+        try:
+            await self._client.start_workflow(
+                JourneyRun.run,
+                RunInput(plan=plan, customer_id=event.customer_id, trigger_event=event),
+                id=workflow_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=conflict,
+                id_reuse_policy=reuse,
+                search_attributes=TypedSearchAttributes([
+                    sa_keys.JOURNEY.value_set(plan.journey),
+                    sa_keys.CUSTOMER.value_set(event.customer_id),
+                    sa_keys.VERSION.value_set(plan.version),
+                    sa_keys.STEP.value_set("start"),
+                ]),
+            )
+        except WorkflowAlreadyStartedError:
+            routed.skipped.append({"journey": plan.journey,
+                                   "reason": f"re_entry {plan.re_entry}: a run exists"})
+            return
+        routed.started.append(workflow_id)
+
+    async def _signal(self, plan: Plan, event: EventIn, routed: Routed) -> None:
+        if plan.trigger.key is None and plan.re_entry != "parallel":
+            ids = [run_id_for(plan, event.customer_id, None, event.event_id)]
+        else:
+            query = (f"WorkflowType='JourneyRun' AND ExecutionStatus='Running' AND "
+                     f"TropaJourney='{plan.journey}' AND TropaCustomer='{_quote(event.customer_id)}'")
+            ids = [wf.id async for wf in self._client.list_workflows(query)
+                   if wf.status == WorkflowExecutionStatus.RUNNING]
+        for workflow_id in ids:
+            try:
+                await self._client.get_workflow_handle(workflow_id).signal(JourneyRun.event, event)
+                routed.signalled.append(workflow_id)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

@@ -1,0 +1,114 @@
+"""Journey versions: store, publish, pause, and the in-memory catalogue the router reads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from tropa.clock import utcnow
+from tropa.dsl.compiler import compile_journey
+from tropa.dsl.plan import Plan
+from tropa.store.db import session_scope
+from tropa.store.models import Journey, JourneyVersion
+
+
+class NotFound(LookupError):
+    """A journey or version that does not exist; the message names it."""
+
+
+def create_version(session: Session, source_yaml: str, source: str = "<request>") -> JourneyVersion:
+    """Validate and store a version; the same content twice gives the same version."""
+    plan = compile_journey(source_yaml, source)
+    journey = session.get(Journey, plan.journey)
+    if journey is None:
+        journey = Journey(name=plan.journey)
+        session.add(journey)
+        session.flush()
+    existing = session.exec(
+        select(JourneyVersion).where(JourneyVersion.journey == plan.journey,
+                                     JourneyVersion.version == plan.version)
+    ).first()
+    if existing is not None:
+        return existing
+    version = JourneyVersion(journey=plan.journey, version=plan.version, source_yaml=source_yaml,
+                             plan=plan.model_dump(mode="json"))
+    session.add(version)
+    session.flush()
+    return version
+
+
+def publish(session: Session, name: str, version: str) -> Journey:
+    """Make a version live: its trigger starts runs from now on."""
+    journey = session.get(Journey, name)
+    if journey is None:
+        raise NotFound(f"journey {name!r} does not exist")
+    row = session.exec(select(JourneyVersion).where(JourneyVersion.journey == name,
+                                                    JourneyVersion.version == version)).first()
+    if row is None:
+        raise NotFound(f"journey {name!r} has no version {version!r}")
+    row.published_at = row.published_at or utcnow()
+    journey.live_version, journey.status, journey.updated_at = version, "published", utcnow()
+    session.add(row)
+    session.add(journey)
+    return journey
+
+
+def set_status(session: Session, name: str, status: str) -> Journey:
+    """Pause, resume or archive a journey."""
+    journey = session.get(Journey, name)
+    if journey is None:
+        raise NotFound(f"journey {name!r} does not exist")
+    journey.status, journey.updated_at = status, utcnow()
+    session.add(journey)
+    return journey
+
+
+@dataclass
+class Catalogue:
+    """Live triggers and every published version's listeners, by event type."""
+
+    triggers: dict[str, list[Plan]] = field(default_factory=dict)
+    listeners: dict[str, list[Plan]] = field(default_factory=dict)
+
+
+class JourneyCatalogue:
+    """An in-memory snapshot of published journeys, refreshed when it grows stale."""
+
+    def __init__(self, engine: sa.Engine, max_age_seconds: float = 2.0) -> None:
+        self._engine = engine
+        self._max_age = max_age_seconds
+        self._loaded_at = float("-inf")
+        self._snapshot = Catalogue()
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Reload on next use (after a publish in this process)."""
+        self._loaded_at = float("-inf")
+
+    def current(self) -> Catalogue:
+        """The snapshot, reloaded when older than its maximum age."""
+        if time.monotonic() - self._loaded_at > self._max_age:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self._max_age:
+                    self._snapshot = self._load()
+                    self._loaded_at = time.monotonic()
+        return self._snapshot
+
+    def _load(self) -> Catalogue:
+        catalogue = Catalogue()
+        with session_scope(self._engine) as session:
+            journeys = {j.name: j for j in session.exec(select(Journey))}
+            rows = session.exec(select(JourneyVersion).where(
+                JourneyVersion.published_at.is_not(None)))  # type: ignore[union-attr]
+            for row in rows:
+                plan = Plan.model_validate(row.plan)
+                journey = journeys[row.journey]
+                if journey.status == "published" and journey.live_version == row.version:
+                    catalogue.triggers.setdefault(plan.trigger.event, []).append(plan)
+                for event_type in plan.listens_to():
+                    catalogue.listeners.setdefault(event_type, []).append(plan)
+        return catalogue

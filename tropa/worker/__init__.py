@@ -1,0 +1,1 @@
+"""The worker process, the `tropa` command line and the embedded dev stack."""

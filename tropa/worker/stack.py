@@ -1,0 +1,134 @@
+"""The whole stack in one process: worker, API and sandbox, plus the embedded Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import subprocess
+from pathlib import Path
+
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from tropa.api.main import create_app
+from tropa.errors import JourneyInvalid
+from tropa.logs import get_logger
+from tropa.sandbox.app import create_sandbox_app
+from tropa.services import journeys
+from tropa.services.api_keys import SCOPES, ensure_key
+from tropa.settings import Settings
+from tropa.store.db import make_engine, migrate, session_scope
+from tropa.worker.devserver import register_search_attributes, start_dev_server, wait_for_port
+from tropa.worker.temporal_client import connect
+from tropa.worker.worker import build_worker
+
+log = get_logger("stack")
+
+
+def open_database(settings: Settings) -> sa.Engine:
+    """Migrate and open the configured database (SQLite in the data dir by default)."""
+    url = settings.database_url()
+    migrate(url)
+    return make_engine(url)
+
+
+def development_key(settings: Settings, engine: sa.Engine) -> str:
+    """The development API key, made once and kept in the data dir."""
+    path = settings.data_dir / "dev-api-key"
+    if path.exists():
+        plain = path.read_text().strip()
+    else:
+        plain = f"tropa_dev_{secrets.token_urlsafe(24)}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(plain + "\n")
+        path.chmod(0o600)
+    with session_scope(engine) as session:
+        ensure_key(session, "development", plain, list(SCOPES))
+    return plain
+
+
+def publish_examples(engine: sa.Engine, folder: Path) -> list[str]:
+    """Store and publish every journey in `folder`; report the ones that do not validate."""
+    published = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            with session_scope(engine) as session:
+                row = journeys.create_version(session, path.read_text(), str(path))
+                journeys.publish(session, row.journey, row.version)
+                published.append(f"{row.journey}@{row.version}")
+        except JourneyInvalid as exc:
+            log.error("example_invalid", file=str(path), problems=len(exc.problems))
+            print(exc)
+    return published
+
+
+def server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server that leaves signal handling to the stack."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    srv = uvicorn.Server(config)
+    srv.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return srv
+
+
+async def run_stack(settings: Settings, examples: Path | None) -> None:
+    """Start everything, print where it is, and run until Ctrl-C."""
+    temporal_proc: subprocess.Popen[bytes] | None = None
+    tcfg = settings.temporal
+    if not tcfg.address:
+        temporal_proc = start_dev_server(settings.data_dir / "temporal.db", tcfg.dev_port,
+                                         tcfg.dev_ui_port)
+    try:
+        if temporal_proc is not None:
+            await wait_for_port("127.0.0.1", tcfg.dev_port)
+        client: Client = await connect(tcfg)
+        await register_search_attributes(client)
+        engine = open_database(settings)
+        key = development_key(settings, engine)
+        published = publish_examples(engine, examples) if examples else []
+        worker = build_worker(client, settings, engine)
+        api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
+        sandbox = server(create_sandbox_app(), settings.sandbox.host, settings.sandbox.port)
+        _banner(settings, key, published)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = [asyncio.create_task(worker.run()), asyncio.create_task(api.serve()),
+                 asyncio.create_task(sandbox.serve())]
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        print("\nStopping Tropa ...", flush=True)
+        api.should_exit = sandbox.should_exit = True
+        await worker.shutdown()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if task is not stopped and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        if temporal_proc is not None:
+            temporal_proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                temporal_proc.wait(timeout=15)
+            if temporal_proc.poll() is None:
+                temporal_proc.kill()
+
+
+def _banner(settings: Settings, key: str, published: list[str]) -> None:
+    api = f"http://{settings.api.host}:{settings.api.port}"
+    lines = [
+        "",
+        "Tropa is running. Ctrl-C stops everything.",
+        f"  API docs (OpenAPI):   {api}/docs",
+        f"  Temporal Web UI:      {settings.temporal.ui_url}",
+        f"  Sandbox providers:    http://{settings.sandbox.host}:{settings.sandbox.port}"
+        "/sandbox/messages",
+        f"  Development API key:  {key}   (header X-API-Key)",
+        f"  Database:             {settings.database_url().split('@')[-1]}",
+        f"  Published journeys:   {', '.join(published) or 'none'}",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

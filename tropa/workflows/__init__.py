@@ -1,0 +1,1 @@
+"""Temporal workflows. Modules here do no I/O; activities do it for them."""
