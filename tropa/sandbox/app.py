@@ -44,6 +44,8 @@ class EmailIn(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+Auth = Annotated[str | None, Header()]
+Key = Annotated[str | None, Header(alias="Idempotency-Key")]
 _ACCOUNT_ERRORS = {"bad_credentials": 401, "no_balance": 402, "sender_not_registered": 403}
 
 
@@ -98,8 +100,6 @@ def create_sandbox_app(sandbox: Sandbox | None = None) -> FastAPI:
     box = sandbox or Sandbox()
     app = FastAPI(title="Tropa sandbox providers")
     app.state.sandbox = box
-    Auth = Annotated[str | None, Header()]
-    Key = Annotated[str | None, Header(alias="Idempotency-Key")]
 
     @app.post("/sms/v1/messages", status_code=202, tags=["sms"])
     def send_sms(body: SmsIn, authorization: Auth = None, idempotency_key: Key = None

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -25,6 +31,7 @@ from tropa.workflows import search_attributes as sa_keys
 from tropa.workflows.journey_run import JourneyRun
 
 log = get_logger("events")
+CLAIM_TIMEOUT = timedelta(seconds=30)
 
 _START_POLICIES = {
     "restart": (WorkflowIDConflictPolicy.TERMINATE_EXISTING, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
@@ -70,23 +77,55 @@ class EventRouter:
 
     async def ingest(self, event: EventIn) -> Routed:
         """Store the event once; a repeated `event_id` is acknowledged and not routed again."""
-        customer = await run_in_threadpool(self._store, event)
+        customer = await run_in_threadpool(self._claim, event)
         if customer is None:
             return Routed(status="duplicate")
-        return await self.route(event, customer)
+        try:
+            routed = await self.route(event, customer)
+        except BaseException:
+            await run_in_threadpool(self._release, event.event_id)
+            raise
+        await run_in_threadpool(self._mark_routed, event.event_id, routed)
+        return routed
 
-    def _store(self, event: EventIn) -> dict[str, Any] | None:
+    def _claim(self, event: EventIn) -> dict[str, Any] | None:
+        """Store the event and claim its routing; None when it is (being) routed already."""
+        with session_scope(self._engine) as session:
+            customer = session.get(Customer, event.customer_id)
+            if customer is None:
+                raise UnknownCustomer(event.customer_id)
+            view = customer_view(customer)
+        now = utcnow()
         try:
             with session_scope(self._engine) as session:
-                customer = session.get(Customer, event.customer_id)
-                if customer is None:
-                    raise UnknownCustomer(event.customer_id)
                 session.add(Event(event_id=event.event_id, type=event.type,
                                   customer_id=event.customer_id, occurred_at=event.occurred_at,
-                                  received_at=utcnow(), data=event.data))
-                return customer_view(customer)
+                                  received_at=now, claimed_at=now, data=event.data))
+            return view
         except IntegrityError:
-            return None
+            pass
+        # A stored event: route it only if an earlier attempt failed or died mid-way.
+        with session_scope(self._engine) as session:
+            claimed = session.execute(
+                sa.update(Event)
+                .where(Event.event_id == event.event_id,  # type: ignore[arg-type]
+                       Event.routed_at.is_(None),  # type: ignore[union-attr]
+                       sa.or_(Event.claimed_at.is_(None),  # type: ignore[union-attr]
+                              Event.claimed_at < now - CLAIM_TIMEOUT))  # type: ignore[operator]
+                .values(claimed_at=now)
+            ).rowcount
+        return view if claimed else None
+
+    def _release(self, event_id: str) -> None:
+        with session_scope(self._engine) as session:
+            session.execute(sa.update(Event).where(Event.event_id == event_id)  # type: ignore[arg-type]
+                            .values(claimed_at=None))
+
+    def _mark_routed(self, event_id: str, routed: Routed) -> None:
+        with session_scope(self._engine) as session:
+            session.execute(sa.update(Event).where(Event.event_id == event_id)  # type: ignore[arg-type]
+                            .values(routed_at=utcnow(),
+                                    routed_to=[*routed.started, *routed.signalled]))
 
     async def route(self, event: EventIn, customer: dict[str, Any]) -> Routed:
         """Start runs this event triggers and signal runs that listen to it."""
@@ -127,10 +166,10 @@ class EventRouter:
                 id_conflict_policy=conflict,
                 id_reuse_policy=reuse,
                 search_attributes=TypedSearchAttributes([
-                    sa_keys.JOURNEY.value_set(plan.journey),
-                    sa_keys.CUSTOMER.value_set(event.customer_id),
-                    sa_keys.VERSION.value_set(plan.version),
-                    sa_keys.STEP.value_set("start"),
+                    SearchAttributePair(sa_keys.JOURNEY, plan.journey),
+                    SearchAttributePair(sa_keys.CUSTOMER, event.customer_id),
+                    SearchAttributePair(sa_keys.VERSION, plan.version),
+                    SearchAttributePair(sa_keys.STEP, "start"),
                 ]),
             )
         except WorkflowAlreadyStartedError:
@@ -148,6 +187,8 @@ class EventRouter:
             ids = [wf.id async for wf in self._client.list_workflows(query)
                    if wf.status == WorkflowExecutionStatus.RUNNING]
         for workflow_id in ids:
+            if workflow_id in routed.signalled:
+                continue
             try:
                 await self._client.get_workflow_handle(workflow_id).signal(JourneyRun.event, event)
                 routed.signalled.append(workflow_id)

@@ -54,6 +54,10 @@ class Event(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     received_at: datetime = _aware()
     data: dict[str, Any] = _json(default_factory=dict)
+    # Routing is claimed before it starts and marked when done, so a request that failed
+    # half-way can be repeated with the same event_id and is routed then, exactly once.
+    claimed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    routed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     routed_to: list[str] = _json(default_factory=list)
 
 

@@ -33,7 +33,7 @@ def temporal_cli() -> str:
 def dev_server_args(db_file: Path | None, port: int, ui_port: int) -> list[str]:
     """Arguments of `temporal server start-dev` with WAL and Tropa's search attributes."""
     args = ["server", "start-dev", "--port", str(port), "--ui-port", str(ui_port),
-            "--ip", "127.0.0.1", "--log-level", "warn"]
+            "--ip", "127.0.0.1", "--log-level", "error"]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
     for pragma in SQLITE_PRAGMAS:

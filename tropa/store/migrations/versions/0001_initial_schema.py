@@ -60,6 +60,8 @@ def upgrade() -> None:
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('routed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('routed_to', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('event_id')
     )
