@@ -108,7 +108,7 @@ def _fresh_engine(url: str) -> sa.Engine:
     engine = make_engine(url)
     with engine.begin() as conn:
         for table in ("messages", "side_effects", "events", "journey_versions", "journeys",
-                      "customers", "api_keys"):
+                      "customers", "api_keys", "active_runs"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     return engine
 

@@ -46,11 +46,10 @@ class SendService:
         key = f"{call.idempotency_key}/{channel}"
         with session_scope(self._engine) as session:
             existing = session.exec(select(Message).where(Message.idempotency_key == key)).first()
-            if existing is not None and existing.status in DONE:
-                return _result(existing)
             message = existing or self._prepare(session, call, channel, key)
-            if message.status in DONE:
-                return _result(message)
+        # Outside the transaction: a cancelled message stays recorded when _result raises.
+        if message.status in DONE:
+            return _result(message)
         return self._deliver(message, attempt)
 
     def _prepare(self, session: Session, call: StepCall, channel: str, key: str) -> Message:

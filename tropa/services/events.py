@@ -9,7 +9,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client, WorkflowExecutionStatus
+from sqlmodel import select
+from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -26,7 +27,7 @@ from tropa.dsl.plan import EventIn, Plan, RunInput
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
 from tropa.store.db import session_scope
-from tropa.store.models import Customer, Event
+from tropa.store.models import ActiveRun, Customer, Event
 from tropa.workflows import search_attributes as sa_keys
 from tropa.workflows.journey_run import JourneyRun
 
@@ -176,16 +177,14 @@ class EventRouter:
             routed.skipped.append({"journey": plan.journey,
                                    "reason": f"re_entry {plan.re_entry}: a run exists"})
             return
+        await run_in_threadpool(self._remember_run, workflow_id, plan, event.customer_id)
         routed.started.append(workflow_id)
 
     async def _signal(self, plan: Plan, event: EventIn, routed: Routed) -> None:
         if plan.trigger.key is None and plan.re_entry != "parallel":
             ids = [run_id_for(plan, event.customer_id, None, event.event_id)]
         else:
-            query = (f"WorkflowType='JourneyRun' AND ExecutionStatus='Running' AND "
-                     f"TropaJourney='{plan.journey}' AND TropaCustomer='{_quote(event.customer_id)}'")
-            ids = [wf.id async for wf in self._client.list_workflows(query)
-                   if wf.status == WorkflowExecutionStatus.RUNNING]
+            ids = await run_in_threadpool(self._active_runs, plan.journey, event.customer_id)
         for workflow_id in ids:
             if workflow_id in routed.signalled:
                 continue
@@ -195,7 +194,24 @@ class EventRouter:
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
                     raise
+                await run_in_threadpool(self._forget_run, workflow_id)
 
+    def _active_runs(self, journey: str, customer_id: str) -> list[str]:
+        with session_scope(self._engine) as session:
+            return list(session.exec(select(ActiveRun.workflow_id).where(
+                ActiveRun.journey == journey, ActiveRun.customer_id == customer_id)))
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
+    def _remember_run(self, workflow_id: str, plan: Plan, customer_id: str) -> None:
+        # Only keyed and parallel runs need it: the others have IDs the router can compute.
+        if plan.trigger.key is None and plan.re_entry != "parallel":
+            return
+        with session_scope(self._engine) as session:
+            if session.get(ActiveRun, workflow_id) is None:
+                session.add(ActiveRun(workflow_id=workflow_id, journey=plan.journey,
+                                      customer_id=customer_id))
+
+    def _forget_run(self, workflow_id: str) -> None:
+        with session_scope(self._engine) as session:
+            row = session.get(ActiveRun, workflow_id)
+            if row is not None:
+                session.delete(row)

@@ -114,6 +114,21 @@ class Message(SQLModel, table=True):
     updated_at: datetime = _aware()
 
 
+class ActiveRun(SQLModel, table=True):
+    """Runs that may be waiting for events, so listeners are found without visibility lag.
+
+    A row is written when a run starts and removed when a signal finds the run closed.
+    """
+
+    __tablename__ = "active_runs"
+    __table_args__ = (sa.Index("ix_active_runs_journey_customer", "journey", "customer_id"),)
+
+    workflow_id: str = Field(primary_key=True, max_length=400)
+    journey: str = Field(max_length=200)
+    customer_id: str = Field(max_length=128)
+    started_at: datetime = _aware()
+
+
 class SideEffect(SQLModel, table=True):
     """Non-message side effects (customer updates) applied once per idempotency key."""
 

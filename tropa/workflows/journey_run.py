@@ -164,12 +164,13 @@ class JourneyRun:
                 await workflow.wait_condition(lambda: len(self._events) > seen,
                                               timeout=remaining)
             except (TimeoutError, asyncio.TimeoutError):
+                self._remember(step, {"received": False})
                 return "timed_out", step.params["timeout"], step.children.get("on_timeout", [])
             for event in self._events[seen:]:
                 if event.type == step.params["event"] and await self._holds(
                     step.params.get("where"), event
                 ):
-                    self._remember(step, {"event": event.model_dump(mode="json")})
+                    self._remember(step, {"received": True, "event": event.model_dump(mode="json")})
                     return "received", event.event_id, []
             seen = len(self._events)
 
