@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Column, Field, SQLModel
 
 from tropa.clock import utcnow
+from tropa.store.types import UtcDateTime
 
 
 def _json(**kwargs: Any) -> Any:
@@ -16,7 +17,7 @@ def _json(**kwargs: Any) -> Any:
 
 
 def _aware() -> Any:
-    return Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    return Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 class Customer(SQLModel, table=True):
@@ -51,13 +52,13 @@ class Event(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=200)
     type: str = Field(index=True, max_length=200)
     customer_id: str = Field(index=True, max_length=128)
-    occurred_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
     received_at: datetime = _aware()
     data: dict[str, Any] = _json(default_factory=dict)
     # Routing is claimed before it starts and marked when done, so a request that failed
     # half-way can be repeated with the same event_id and is routed then, exactly once.
-    claimed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    routed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    claimed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    routed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     routed_to: list[str] = _json(default_factory=list)
 
 
@@ -85,7 +86,7 @@ class JourneyVersion(SQLModel, table=True):
     source_yaml: str = Field(sa_type=sa.Text)
     plan: dict[str, Any] = _json()
     created_at: datetime = _aware()
-    published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class Message(SQLModel, table=True):
@@ -151,4 +152,4 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(unique=True, max_length=128)
     scopes: list[str] = _json(default_factory=list)
     created_at: datetime = _aware()
-    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
