@@ -8,6 +8,7 @@ packages add step types through the entry-point group `tropa.steps`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -19,6 +20,7 @@ from tropa.dsl.plan import ActivityCall
 from tropa.logs import get_logger
 
 ENTRY_POINT_GROUP = "tropa.steps"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 log = get_logger("registry")
 
 # Built by the worker from its dependencies; returns the activity callable (an
@@ -66,10 +68,18 @@ class Registry:
 
     def register(self, step: StepType) -> None:
         """Add a step type; a name can be taken only once."""
+        if not _NAME.match(step.name):
+            raise ValueError(f"step type name `{step.name}` must be lower case letters, digits "
+                             "and `_`, starting with a letter (it is a YAML key)")
         if step.name in self._types:
             raise ValueError(f"step type `{step.name}` is registered twice")
         if step.kind == "activity" and (step.call is None or step.activity is None):
             raise ValueError(f"activity step type `{step.name}` needs `call` and `activity`")
+        if step.call is not None:
+            taken = {s.call.activity: s.name for s in self if s.call is not None}
+            if step.call.activity in taken:
+                raise ValueError(f"step type `{step.name}` uses activity `{step.call.activity}`, "
+                                 f"already used by `{taken[step.call.activity]}`")
         self._types[step.name] = step
 
     def get(self, name: str) -> StepType | None:
@@ -88,15 +98,50 @@ class Registry:
         return [s.activity(deps) for s in self if s.activity is not None]
 
 
+class PluginError(RuntimeError):
+    """An installed `tropa.steps` entry point could not be loaded or gave no step types."""
+
+
 def _load_plugins(registry: Registry) -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = ep.load()
+        where = f"entry point `{ep.name} = {ep.value}` of group {ENTRY_POINT_GROUP}"
+        try:
+            loaded = ep.load()
+        except Exception as exc:
+            # A broken plugin must stop the worker loudly: running without a step type that
+            # published journeys use would fail their runs later and far from the cause.
+            raise PluginError(f"{where} failed to import: {exc!r}; fix or uninstall the "
+                              "package that declares it") from exc
         found = loaded() if callable(loaded) and not isinstance(loaded, StepType) else loaded
         for step in found if isinstance(found, list | tuple) else [found]:
             if not isinstance(step, StepType):
-                raise TypeError(f"entry point {ep.name} gave {type(step).__name__}, not StepType")
-            registry.register(step)
+                raise PluginError(f"{where} gave {type(step).__name__}, not a StepType "
+                                  "(or a list of them, or a callable returning them)")
+            if step.kind != "activity":
+                # The interpreter performs control steps itself; a plugin cannot add one.
+                raise PluginError(f"{where}: step type `{step.name}` has kind `{step.kind}`; "
+                                  "plugins declare activity steps")
+            try:
+                registry.register(step)
+            except ValueError as exc:
+                raise PluginError(f"{where}: {exc}") from exc
             log.info("step_type_plugin_loaded", step_type=step.name, entry_point=ep.value)
+
+
+def build_registry(*, plugins: bool = True) -> Registry:
+    """A fresh registry of the built-in step types, plus installed plugins unless told not.
+
+    `plugins=False` gives the language as Tropa ships it, whatever is installed; the
+    checked-in `ui_schema/` is generated from that.
+    """
+    from tropa.steps import builtin
+
+    reg = Registry()
+    for step in builtin.STEP_TYPES:
+        reg.register(step)
+    if plugins:
+        _load_plugins(reg)
+    return reg
 
 
 _REGISTRY: Registry | None = None
@@ -106,11 +151,5 @@ def registry() -> Registry:
     """The process-wide registry: built-in step types plus installed plugins."""
     global _REGISTRY
     if _REGISTRY is None:
-        from tropa.steps import builtin
-
-        reg = Registry()
-        for step in builtin.STEP_TYPES:
-            reg.register(step)
-        _load_plugins(reg)
-        _REGISTRY = reg
+        _REGISTRY = build_registry(plugins=True)
     return _REGISTRY

@@ -134,6 +134,25 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from tropa.steps.registry import build_registry
+    from tropa.ui_schema import stale_files, write_files
+
+    reg = build_registry(plugins=args.with_plugins)
+    out = Path(args.out)
+    if args.check:
+        stale = stale_files(reg, out)
+        for name in stale:
+            print(f"{out / name}: stale; regenerate with `tropa schema --out {out}`",
+                  file=sys.stderr)
+        if not stale:
+            print(f"{out}: up to date")
+        return 1 if stale else 0
+    for path in write_files(reg, out):
+        print(f"wrote {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line's grammar."""
     p = argparse.ArgumentParser(prog="tropa", description="Tropa retail journey engine")
@@ -151,6 +170,14 @@ def parser() -> argparse.ArgumentParser:
     pub = sub.add_parser("publish", help="store and publish journey files")
     pub.add_argument("files", nargs="+")
     pub.set_defaults(func=_publish)
+    sc = sub.add_parser("schema", help="write the journey JSON Schema and form hints")
+    sc.add_argument("--out", default="ui_schema", help="directory of the generated files")
+    sc.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 when the files differ from the registry")
+    sc.add_argument("--with-plugins", action="store_true",
+                    help="include step types of installed plugins (default: built-ins only, "
+                    "as checked in)")
+    sc.set_defaults(func=_schema)
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
     kc = keys.add_parser("create", help="make an API key and print it once")
     kc.add_argument("--scope", action="append", required=True,
