@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -54,8 +55,9 @@ class SettingsSpec(_Strict):
 class JourneySpec(_Strict):
     """A whole journey file."""
 
-    journey: str = Field(pattern=NAME_PATTERN, description="Journey name: lower case, digits, - _",
-                         examples=["abandoned-cart"])
+    journey: str = Field(description="Journey name: lower case letters, digits, - and _",
+                         examples=["abandoned-cart"],
+                         json_schema_extra={"pattern": NAME_PATTERN})
     description: str = Field(default="", description="What the journey is for")
     trigger: TriggerSpec
     exit_on: list[ExitSpec] = Field(default_factory=list, description="Events that end a run")
@@ -67,6 +69,15 @@ class JourneySpec(_Strict):
     settings: SettingsSpec = Field(default_factory=SettingsSpec)
     steps: list[dict[str, Any]] = Field(min_length=1, description="The steps, in order",
                                         json_schema_extra={"x-steps": True})
+
+    @field_validator("journey")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(NAME_PATTERN, value):
+            suggestion = re.sub(r"[^a-z0-9_-]+", "-", value.lower()).strip("-_") or "my-journey"
+            raise ValueError(f"'{value}' is not a journey name; use lower case letters, digits, "
+                             f"- and _ (for example `{suggestion}`)")
+        return value
 
     @field_validator("exit_on", mode="before")
     @classmethod
