@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from temporalio.client import Client
 
+from tropa.api import errors
+from tropa.api.limits import BodyLimit
 from tropa.api.routes import customers, events, journeys, runs
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
+
+DESCRIPTION = """Events, customers, journeys and runs of Tropa, the retail journey engine.
+
+Every request carries an API key in the `X-API-Key` header; scopes are `events:write`,
+`read` and `admin` (admin may do everything). Errors are JSON with a `detail`; a 422 lists
+every invalid field with its JSON path. Bodies over {limit} bytes get 413.
+"""
 
 
 def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastAPI:
@@ -18,7 +26,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app = FastAPI(
         title="Tropa",
         version="0.1.0",
-        description="Events, customers and journeys of Tropa, the retail journey engine.",
+        description=DESCRIPTION.format(limit=settings.api.max_body_bytes),
     )
     catalogue = JourneyCatalogue(engine)
     app.state.settings = settings
@@ -28,15 +36,8 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.state.key_cache = {}
     app.state.event_router = EventRouter(engine, temporal, catalogue,
                                          settings.temporal.task_queue)
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.api.max_body_bytes:
-            return JSONResponse(status_code=413, content={
-                "detail": f"body of {length} bytes is over the limit of "
-                          f"{settings.api.max_body_bytes}; split it into smaller requests"})
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    errors.install(app)
 
     for module in (events, customers, journeys, runs):
         app.include_router(module.router)

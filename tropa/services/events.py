@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -75,6 +75,11 @@ class EventRouter:
         self._client = client
         self._catalogue = catalogue
         self._task_queue = task_queue
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The database events are stored in."""
+        return self._engine
 
     async def ingest(self, event: EventIn) -> Routed:
         """Store the event once; a repeated `event_id` is acknowledged and not routed again."""

@@ -20,6 +20,21 @@ class NotFound(LookupError):
     """A journey or version that does not exist; the message names it."""
 
 
+class Conflict(ValueError):
+    """A change the journey's status does not allow; the message says what would."""
+
+
+# Pausing or archiving stops new entries only. Runs in flight carry their Plan as input and
+# keep going, and they still receive the events they wait for (wait_for, exit_on), so no
+# customer is stranded mid-journey; cancel single runs through the runs API if needed.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "pause": {"published": "paused", "paused": "paused"},
+    "resume": {"paused": "published", "published": "published"},
+    "archive": {"draft": "archived", "published": "archived", "paused": "archived",
+                "archived": "archived"},
+}
+
+
 def create_version(session: Session, source_yaml: str, source: str = "<request>") -> JourneyVersion:
     """Validate and store a version; the same content twice gives the same version."""
     plan = compile_journey(source_yaml, source)
@@ -50,6 +65,9 @@ def publish(session: Session, name: str, version: str) -> Journey:
                                                     JourneyVersion.version == version)).first()
     if row is None:
         raise NotFound(f"journey {name!r} has no version {version!r}")
+    if journey.status == "archived":
+        raise Conflict(f"journey {name!r} is archived; archived journeys cannot be published "
+                       "again, store the YAML under a new journey name")
     row.published_at = row.published_at or utcnow()
     journey.live_version, journey.status, journey.updated_at = version, "published", utcnow()
     session.add(row)
@@ -57,11 +75,36 @@ def publish(session: Session, name: str, version: str) -> Journey:
     return journey
 
 
-def set_status(session: Session, name: str, status: str) -> Journey:
-    """Pause, resume or archive a journey."""
+def get_journey(session: Session, name: str) -> Journey:
+    """A journey by name, or NotFound."""
     journey = session.get(Journey, name)
     if journey is None:
         raise NotFound(f"journey {name!r} does not exist")
+    return journey
+
+
+def versions_of(session: Session, name: str) -> list[JourneyVersion]:
+    """Every stored version of a journey, oldest first."""
+    return list(session.exec(select(JourneyVersion).where(JourneyVersion.journey == name)
+                             .order_by(JourneyVersion.id)))  # type: ignore[arg-type]
+
+
+def change_status(session: Session, name: str, action: str) -> Journey:
+    """Pause, resume or archive a journey; repeating an action is a no-op."""
+    journey = get_journey(session, name)
+    target = TRANSITIONS[action].get(journey.status)
+    if target is None:
+        raise Conflict(f"cannot {action} journey {name!r} while it is {journey.status}"
+                       + ("; publish a version first" if journey.status == "draft" else ""))
+    if target != journey.status:
+        journey.status, journey.updated_at = target, utcnow()
+        session.add(journey)
+    return journey
+
+
+def set_status(session: Session, name: str, status: str) -> Journey:
+    """Set a journey's status directly (for tools; the API goes through change_status)."""
+    journey = get_journey(session, name)
     journey.status, journey.updated_at = status, utcnow()
     session.add(journey)
     return journey

@@ -1,17 +1,21 @@
-"""Events from API clients."""
+"""Events from API clients, one at a time or in batches."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import ValidationError
 
 from tropa.api.deps import require
-from tropa.api.schemas import EventAccepted, EventCreate
+from tropa.api.errors import ERRORS, ErrorOut, field_errors
+from tropa.api.schemas.events import BatchItem, BatchResult, EventAccepted, EventBatch, EventCreate
 from tropa.dsl.plan import EventIn
-from tropa.services.events import EventRouter, UnknownCustomer
+from tropa.services.event_batch import Failed, ingest_many
+from tropa.services.events import EventRouter, Routed, UnknownCustomer
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERRORS,
+                   dependencies=[Depends(require("events:write"))])
 
 
 def get_router(request: Request) -> EventRouter:
@@ -19,11 +23,12 @@ def get_router(request: Request) -> EventRouter:
     return request.app.state.event_router  # type: ignore[no-any-return]
 
 
+RouterDep = Annotated[EventRouter, Depends(get_router)]
+
+
 @router.post("", status_code=202, response_model=EventAccepted,
-             dependencies=[Depends(require("events:write"))],
-             responses={404: {"description": "The customer does not exist"}})
-async def post_event(body: EventCreate,
-                     events: Annotated[EventRouter, Depends(get_router)]) -> EventAccepted:
+             responses={404: {"model": ErrorOut, "description": "The customer does not exist"}})
+async def post_event(body: EventCreate, events: RouterDep) -> EventAccepted:
     """Store an event once and start or signal the journeys that listen to it."""
     try:
         routed = await events.ingest(EventIn(**body.model_dump()))
@@ -32,3 +37,34 @@ async def post_event(body: EventCreate,
                             f"with PUT /v1/customers/{exc.args[0]}") from exc
     return EventAccepted(event_id=body.event_id, status=routed.status, started=routed.started,
                          signalled=routed.signalled, skipped=routed.skipped)
+
+
+@router.post(":batch", status_code=202, response_model=BatchResult)
+async def post_events(body: EventBatch, events: RouterDep) -> BatchResult:
+    """Up to 1,000 events; each is accepted, a duplicate, or rejected with the reason."""
+    items: list[BatchItem | None] = [None] * len(body.events)
+    valid: list[tuple[int, EventIn]] = []
+    for index, raw in enumerate(body.events):
+        raw_id = raw.get("event_id") if isinstance(raw, dict) else None
+        try:
+            event = EventCreate.model_validate(raw)
+        except ValidationError as exc:
+            errors = field_errors(exc.errors(), ["body", "events", index])
+            items[index] = BatchItem(index=index, status="rejected",
+                                     event_id=raw_id if isinstance(raw_id, str) else None,
+                                     reason=f"{errors[0].path}: {errors[0].message}",
+                                     errors=errors)
+            continue
+        valid.append((index, EventIn(**event.model_dump())))
+    outcomes = await ingest_many(events, [e for _, e in valid])
+    for (index, event), outcome in zip(valid, outcomes, strict=True):
+        if isinstance(outcome, Failed):
+            items[index] = BatchItem(index=index, event_id=event.event_id, status="rejected",
+                                     reason=outcome.reason, retryable=outcome.retryable)
+        elif isinstance(outcome, Routed):
+            items[index] = BatchItem(index=index, event_id=event.event_id, status=outcome.status,
+                                     started=outcome.started, signalled=outcome.signalled,
+                                     skipped=outcome.skipped)
+    done = [i for i in items if i is not None]
+    return BatchResult(items=done, **{s: sum(i.status == s for i in done)
+                                      for s in ("accepted", "duplicate", "rejected")})

@@ -1,72 +1,154 @@
-"""Journeys: validate, store versions, publish."""
+"""Journeys: validate, store versions, publish, pause, resume, archive."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import select
 
 from tropa.api.deps import SessionDep, require
-from tropa.api.schemas import JourneyPublic, JourneyVersionPublic
-from tropa.errors import JourneyInvalid
+from tropa.api.errors import ERRORS, ErrorOut
+from tropa.api.schemas.journeys import (
+    JourneyProblems,
+    JourneyPublic,
+    JourneySummary,
+    JourneyValidated,
+    JourneyVersionPublic,
+    VersionDetail,
+    VersionSummary,
+)
+from tropa.dsl.compiler import compile_journey
+from tropa.dsl.spec import NAME_PATTERN
+from tropa.errors import JourneyInvalid, Problem
 from tropa.services import journeys as service
-from tropa.store.models import Journey, JourneyVersion
+from tropa.services.runs import count_by_version
+from tropa.store.models import Journey
 
-router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
-
+router = APIRouter(prefix="/v1/journeys", tags=["journeys"], responses=ERRORS)
+Name = Annotated[str, Path(pattern=NAME_PATTERN, examples=["abandoned-cart"])]
+Version = Annotated[str, Path(pattern=r"^[\w.-]{1,64}$", examples=["3f2a9c1b7d4e"])]
+ADMIN = [Depends(require("admin"))]
+READ = [Depends(require("read"))]
 YAML_BODY = {"requestBody": {"required": True, "description": "The journey YAML",
                              "content": {"application/yaml": {"schema": {"type": "string"}}}}}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    422: {"model": JourneyProblems, "description": "Problems, each with line and column"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "The journey or version does not exist"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "The journey's status does not allow it"}}
 
 
 def invalid(exc: JourneyInvalid) -> JSONResponse:
     """422 with every problem, each with line and column."""
     return JSONResponse(status_code=422, content={
-        "detail": "the journey does not validate",
+        "detail": f"the journey does not validate: {len(exc.problems)} problem(s)",
         "problems": [p.as_dict() for p in exc.problems],
     })
 
 
-def _public(session: SessionDep, journey: Journey) -> JourneyPublic:
-    rows = session.exec(select(JourneyVersion).where(JourneyVersion.journey == journey.name)
-                        .order_by(JourneyVersion.id))  # type: ignore[arg-type]
-    return JourneyPublic(
-        name=journey.name, status=journey.status, live_version=journey.live_version,
-        versions=[JourneyVersionPublic.model_validate(r.model_dump()) for r in rows],
-    )
-
-
-@router.post("", status_code=201, response_model=JourneyVersionPublic,
-             dependencies=[Depends(require("admin"))],
-             responses={422: {"description": "Problems with line and column"}},
-             openapi_extra=YAML_BODY)
-async def create_version(request: Request, session: SessionDep) -> JourneyVersionPublic | JSONResponse:
-    """Validate journey YAML and store it as a version (not yet live)."""
+async def _yaml(request: Request) -> str:
     text = (await request.body()).decode("utf-8", errors="replace")
+    if "\x00" in text:
+        raise JourneyInvalid([Problem("the YAML contains a NUL character", source="<request>",
+                                      hint="send the file as plain UTF-8 text")])
+    return text
+
+
+async def _summary(request: Request, session: SessionDep, journey: Journey) -> JourneySummary:
+    rows = service.versions_of(session, journey.name)
+    counts = await count_by_version(request.app.state.temporal, journey.name,
+                                    [r.version for r in rows])
+    versions = [VersionSummary(version=r.version, created_at=r.created_at,
+                               published_at=r.published_at,
+                               live=r.version == journey.live_version,
+                               running=counts[r.version][0], finished=counts[r.version][1])
+                for r in rows]
+    return JourneySummary(name=journey.name, status=journey.status,
+                          live_version=journey.live_version,
+                          running=sum(v.running for v in versions),
+                          finished=sum(v.finished for v in versions), versions=versions)
+
+
+async def _public(request: Request, session: SessionDep, journey: Journey) -> JourneyPublic:
+    summary = await _summary(request, session, journey)
+    rows = {r.version: r for r in service.versions_of(session, journey.name)}
+    return JourneyPublic(**summary.model_dump(exclude={"versions"}), versions=[
+        VersionDetail(**v.model_dump(), source_yaml=rows[v.version].source_yaml,
+                      plan=rows[v.version].plan) for v in summary.versions])
+
+
+@router.get("", response_model=list[JourneySummary], dependencies=READ)
+async def list_journeys(request: Request, session: SessionDep) -> list[JourneySummary]:
+    """Every journey with its running and finished runs per version."""
+    journeys = session.exec(select(Journey).order_by(Journey.name))  # type: ignore[arg-type]
+    return [await _summary(request, session, j) for j in journeys]
+
+
+@router.post(":validate", response_model=JourneyValidated, dependencies=READ,
+             responses=PROBLEMS, openapi_extra=YAML_BODY)
+async def validate_journey(request: Request) -> JourneyValidated | JSONResponse:
+    """Check journey YAML without storing it; problems come with line and column."""
     try:
-        row = service.create_version(session, text)
+        plan = compile_journey(await _yaml(request), "<request>")
+    except JourneyInvalid as exc:
+        return invalid(exc)
+    return JourneyValidated(journey=plan.journey, version=plan.version,
+                            trigger=plan.trigger.event, category=plan.category,
+                            re_entry=plan.re_entry, plan=plan.model_dump(mode="json"))
+
+
+@router.post("", status_code=201, response_model=JourneyVersionPublic, dependencies=ADMIN,
+             responses=PROBLEMS, openapi_extra=YAML_BODY)
+async def create_version(request: Request,
+                         session: SessionDep) -> JourneyVersionPublic | JSONResponse:
+    """Validate journey YAML and store it as a version (not yet live)."""
+    try:
+        row = service.create_version(session, await _yaml(request))
     except JourneyInvalid as exc:
         return invalid(exc)
     return JourneyVersionPublic.model_validate(row.model_dump())
 
 
-@router.get("/{name}", response_model=JourneyPublic, dependencies=[Depends(require("read"))])
-def get_journey(name: str, session: SessionDep) -> JourneyPublic:
-    """A journey with all its versions."""
-    journey = session.get(Journey, name)
-    if journey is None:
-        raise HTTPException(404, f"journey {name!r} does not exist")
-    return _public(session, journey)
+@router.get("/{name}", response_model=JourneyPublic, dependencies=READ, responses=NOT_FOUND)
+async def get_journey(name: Name, request: Request, session: SessionDep) -> JourneyPublic:
+    """A journey with all its versions, their YAML and run counts."""
+    try:
+        journey = service.get_journey(session, name)
+    except service.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return await _public(request, session, journey)
 
 
 @router.post("/{name}/versions/{version}/publish", response_model=JourneyPublic,
-             dependencies=[Depends(require("admin"))])
-def publish_version(name: str, version: str, request: Request,
-                    session: SessionDep) -> JourneyPublic:
+             dependencies=ADMIN, responses={**NOT_FOUND, **CONFLICT})
+async def publish_version(name: Name, version: Version, request: Request,
+                          session: SessionDep) -> JourneyPublic:
     """Make a version live: its trigger starts runs from now on."""
     try:
         journey = service.publish(session, name, version)
     except service.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
+    except service.Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
     session.commit()
     request.app.state.catalogue.invalidate()
-    return _public(session, journey)
+    return await _public(request, session, journey)
+
+
+@router.post("/{name}/{action}", response_model=JourneyPublic, dependencies=ADMIN,
+             responses={**NOT_FOUND, **CONFLICT})
+async def change_status(name: Name, action: Literal["pause", "resume", "archive"],
+                        request: Request, session: SessionDep) -> JourneyPublic:
+    """Pause (no new entries), resume, or archive a journey; runs in flight go on."""
+    try:
+        journey = service.change_status(session, name, action)
+    except service.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except service.Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+    session.commit()
+    request.app.state.catalogue.invalidate()
+    return await _public(request, session, journey)

@@ -1,0 +1,197 @@
+"""Customers: create, replace, patch, find; consents, tags and attributes; bulk upsert."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from tropa.clock import utcnow
+from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
+from tropa.store.db import session_scope
+from tropa.store.models import Customer
+
+
+class CustomerNotFound(LookupError):
+    """No customer with that id; the message names it."""
+
+
+class ContactRejected(ValueError):
+    """A phone or email that cannot be normalised; `field` says which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ExternalIdTaken(ValueError):
+    """Another customer already has this external id."""
+
+
+def normalise_contacts(data: dict[str, Any]) -> dict[str, Any]:
+    """Phones to E.164 and emails normalised, in place; raises ContactRejected."""
+    for name, fn in (("phone", normalise_phone), ("email", normalise_email)):
+        if data.get(name):
+            try:
+                data[name] = fn(data[name])
+            except ContactInvalid as exc:
+                raise ContactRejected(name, str(exc)) from exc
+    return data
+
+
+def get(session: Session, *, customer_id: str) -> Customer:
+    """One customer, or CustomerNotFound."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise CustomerNotFound(f"customer {customer_id!r} does not exist; create it with "
+                               f"PUT /v1/customers/{customer_id}")
+    return customer
+
+
+def _check_external_id(session: Session, customer_id: str, external_id: str | None) -> None:
+    if not external_id:
+        return
+    other = session.exec(select(Customer.id).where(Customer.external_id == external_id,
+                                                   Customer.id != customer_id)).first()
+    if other is not None:
+        raise ExternalIdTaken(f"external_id {external_id!r} already belongs to customer "
+                              f"{other!r}")
+
+
+def _flush(session: Session, external_id: str | None) -> None:
+    # The unique index settles a race the check above cannot see.
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ExternalIdTaken(f"external_id {external_id!r} already belongs to another "
+                              "customer") from exc
+
+
+def upsert(session: Session, *, customer_id: str, data: dict[str, Any]) -> tuple[Customer, bool]:
+    """Create or replace a customer; returns it and whether it is new."""
+    data = normalise_contacts(dict(data))
+    _check_external_id(session, customer_id, data.get("external_id"))
+    customer = session.get(Customer, customer_id)
+    created = customer is None
+    if customer is None:
+        customer = Customer(id=customer_id, **data)
+    else:
+        for name, value in data.items():
+            setattr(customer, name, value)
+        customer.updated_at = utcnow()
+    session.add(customer)
+    _flush(session, data.get("external_id"))
+    return customer, created
+
+
+def update(session: Session, *, customer_id: str, changes: dict[str, Any]) -> Customer:
+    """Change only the given fields."""
+    customer = get(session, customer_id=customer_id)
+    changes = normalise_contacts(dict(changes))
+    if "external_id" in changes:
+        _check_external_id(session, customer_id, changes["external_id"])
+    return _save(session, customer, lambda c: [setattr(c, k, v) for k, v in changes.items()])
+
+
+def _save(session: Session, customer: Customer, change: Callable[[Customer], object]) -> Customer:
+    change(customer)
+    customer.updated_at = utcnow()
+    session.add(customer)
+    _flush(session, customer.external_id)
+    return customer
+
+
+def find(session: Session, *, phone: str | None = None, email: str | None = None,
+         external_id: str | None = None, limit: int = 50) -> list[Customer]:
+    """Customers matching every given contact or id, oldest first."""
+    query = select(Customer)
+    if phone is not None:
+        query = query.where(Customer.phone == normalise_contacts({"phone": phone})["phone"])
+    if email is not None:
+        query = query.where(Customer.email == normalise_contacts({"email": email})["email"])
+    if external_id is not None:
+        query = query.where(Customer.external_id == external_id)
+    return list(session.exec(query.order_by(col(Customer.created_at), col(Customer.id))
+                             .limit(limit)))
+
+
+def set_consent(session: Session, *, customer_id: str, category: str, channel: str,
+                granted: bool) -> Customer:
+    """Grant or withdraw consent to one category of messages over one channel."""
+    customer = get(session, customer_id=customer_id)
+
+    def change(c: Customer) -> None:
+        # A new dict, so the JSON column is seen as changed.
+        consents = {k: dict(v) for k, v in c.consents.items()}
+        consents.setdefault(category, {})[channel] = granted
+        c.consents = consents
+
+    return _save(session, customer, change)
+
+
+def change_tags(session: Session, *, customer_id: str, add: Iterable[str],
+                remove: Iterable[str]) -> Customer:
+    """Add and remove tags, keeping their order and no duplicates."""
+    customer = get(session, customer_id=customer_id)
+    gone = set(remove)
+
+    def change(c: Customer) -> None:
+        tags = [t for t in c.tags if t not in gone]
+        tags += [t for t in dict.fromkeys(add) if t not in tags and t not in gone]
+        c.tags = tags
+
+    return _save(session, customer, change)
+
+
+def merge_attributes(session: Session, *, customer_id: str, values: dict[str, Any]) -> Customer:
+    """Set attributes; a null value removes the attribute."""
+    customer = get(session, customer_id=customer_id)
+
+    def change(c: Customer) -> None:
+        merged = {**c.attributes, **values}
+        c.attributes = {k: v for k, v in merged.items() if v is not None}
+
+    return _save(session, customer, change)
+
+
+@dataclass
+class BulkRow:
+    """One customer of a bulk upsert after validation."""
+
+    index: int
+    customer_id: str
+    data: dict[str, Any]
+
+
+def bulk_upsert(engine: sa.Engine, rows: list[BulkRow]) -> dict[int, tuple[str, str | None]]:
+    """Upsert many; per index ("created" | "updated" | "rejected", reason)."""
+    outcome: dict[int, tuple[str, str | None]] = {}
+    try:
+        with session_scope(engine) as session:
+            for row in rows:
+                outcome[row.index] = _bulk_one(session, row)
+    except ExternalIdTaken:
+        # A race with another writer: fall back to one transaction per customer.
+        outcome = {}
+        for row in rows:
+            try:
+                with session_scope(engine) as session:
+                    outcome[row.index] = _bulk_one(session, row)
+            except ExternalIdTaken as exc:
+                outcome[row.index] = ("rejected", str(exc))
+    return outcome
+
+
+def _bulk_one(session: Session, row: BulkRow) -> tuple[str, str | None]:
+    try:
+        with session.no_autoflush:
+            _check_external_id(session, row.customer_id, row.data.get("external_id"))
+    except ExternalIdTaken as exc:
+        return "rejected", str(exc)
+    _, created = upsert(session, customer_id=row.customer_id, data=row.data)
+    return ("created" if created else "updated"), None

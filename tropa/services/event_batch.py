@@ -1,0 +1,127 @@
+"""Batch intake: claim many events in one statement, route them concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
+
+from tropa.activities.customer_context import customer_view
+from tropa.clock import utcnow
+from tropa.dsl.plan import EventIn
+from tropa.logs import get_logger
+from tropa.services.events import CLAIM_TIMEOUT, EventRouter, Routed
+from tropa.store.db import session_scope
+from tropa.store.models import Customer, Event
+
+log = get_logger("events")
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class Failed:
+    """An event that could not be routed: `retryable` when sending it again may work."""
+
+    reason: str
+    retryable: bool
+
+
+Outcome = Routed | Failed
+
+
+async def ingest_many(router: EventRouter, events: list[EventIn],
+                      concurrency: int = 64) -> list[Outcome]:
+    """Store each event once and route the new ones; one outcome per event, in order."""
+    claims = await run_in_threadpool(_claim_many, router.engine, events)
+    outcomes: list[Outcome | None] = [None] * len(events)
+    pending: list[tuple[int, EventIn, dict[str, Any]]] = []
+    for index, claim in enumerate(claims):
+        if isinstance(claim, dict):
+            pending.append((index, events[index], claim))
+        else:
+            outcomes[index] = claim
+    gate = asyncio.Semaphore(concurrency)
+
+    async def route(index: int, event: EventIn, view: dict[str, Any]) -> None:
+        async with gate:
+            try:
+                outcomes[index] = await router.route(event, view)
+            except Exception as exc:
+                log.warning("event_route_failed", event_type=event.type,
+                            error=type(exc).__name__)
+                outcomes[index] = Failed(f"routing failed ({type(exc).__name__}); send the "
+                                         "event again with the same event_id", retryable=True)
+
+    try:
+        await asyncio.gather(*(route(*p) for p in pending))
+    finally:
+        # Even when the request is cancelled: routed events are marked, the rest released.
+        done = {events[i].event_id: o for i, _, _ in pending
+                if isinstance(o := outcomes[i], Routed)}
+        failed = [events[i].event_id for i, _, _ in pending if not isinstance(outcomes[i], Routed)]
+        await run_in_threadpool(_finish, router.engine, done, failed)
+    return [o if o is not None else Failed("not routed", retryable=True) for o in outcomes]
+
+
+def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[str, Any]]:
+    """Per event: the customer view when this request routes it, else its outcome."""
+    out: list[Outcome | dict[str, Any]] = [Routed(status="duplicate")] * len(events)
+    first: dict[str, int] = {}
+    for index, event in enumerate(events):
+        first.setdefault(event.event_id, index)
+    wanted = {events[i].customer_id for i in first.values()}
+    with session_scope(engine) as session:
+        views = {c.id: customer_view(c) for c in session.exec(
+            select(Customer).where(col(Customer.id).in_(wanted)))}
+    now = utcnow()
+    rows = []
+    for event_id, index in first.items():
+        event = events[index]
+        if event.customer_id not in views:
+            out[index] = Failed(f"customer {event.customer_id!r} does not exist; create it "
+                                f"first with PUT /v1/customers/{event.customer_id}",
+                                retryable=False)
+            continue
+        rows.append({"event_id": event_id, "type": event.type, "customer_id": event.customer_id,
+                     "occurred_at": event.occurred_at, "received_at": now, "claimed_at": now,
+                     "data": event.data, "routed_to": []})
+    if not rows:
+        return out
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    with engine.begin() as conn:
+        # ON CONFLICT DO NOTHING settles concurrent requests with the same event_id in the
+        # database: exactly one of them gets the row back and routes the event.
+        stmt = insert(EVENTS).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+        claimed = set(conn.execute(stmt.returning(EVENTS.c.event_id)).scalars())
+        stored = [r["event_id"] for r in rows if r["event_id"] not in claimed]
+        if stored:
+            # Stored before: route again only if an earlier attempt failed or died mid-way.
+            claimed |= set(conn.execute(
+                sa.update(EVENTS)
+                .where(EVENTS.c.event_id.in_(stored), EVENTS.c.routed_at.is_(None),
+                       sa.or_(EVENTS.c.claimed_at.is_(None),
+                              EVENTS.c.claimed_at < now - CLAIM_TIMEOUT))
+                .values(claimed_at=now).returning(EVENTS.c.event_id)).scalars())
+    for row in rows:
+        if row["event_id"] in claimed:
+            out[first[row["event_id"]]] = views[row["customer_id"]]
+    return out
+
+
+def _finish(engine: sa.Engine, done: dict[str, Routed], failed: list[str]) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        if done:
+            conn.execute(
+                sa.update(EVENTS).where(EVENTS.c.event_id == sa.bindparam("eid"))
+                .values(routed_at=sa.bindparam("at"), routed_to=sa.bindparam("runs")),
+                [{"eid": k, "at": now, "runs": [*r.started, *r.signalled]}
+                 for k, r in done.items()])
+        if failed:
+            conn.execute(sa.update(EVENTS).where(EVENTS.c.event_id.in_(failed))
+                         .values(claimed_at=None))
