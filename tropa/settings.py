@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,18 +57,123 @@ class ApiSettings(BaseSettings):
 
 
 class ProviderSettings(BaseSettings):
-    """Channel providers: URLs, credentials and sender names. Secrets never reach logs."""
+    """Channel providers: URLs, credentials and sender names. Secrets never reach logs.
+
+    An empty URL points the channel at the sandbox server.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TROPA_PROVIDER_")
 
+    sms_shape: Literal["vonage", "generic"] = Field(
+        default="vonage",
+        description="SMS API shape: vonage (Vonage/Nexmo SMS API, POST /sms/json) or generic "
+        "(JSON POST /sms/v1/messages with a Bearer token)")
     sms_url: str = Field(default="", description="Base URL of the SMS provider API")
-    sms_token: str = Field(default="dev-sms-token", description="SMS provider API token")
+    sms_api_key: str = Field(default="dev-sms-key", description="SMS provider account key")
+    sms_token: SecretStr = Field(default=SecretStr("dev-sms-token"),
+                                 description="SMS provider API secret / token")
     sms_sender: str = Field(default="Tropa", description="Registered SMS sender name")
     sms_max_segments: int = Field(default=6, description="Longest SMS accepted, in segments")
+    email_transport: Literal["http", "smtp"] = Field(
+        default="http", description="Email over the provider's HTTP API or over SMTP")
     email_url: str = Field(default="", description="Base URL of the email provider API")
-    email_token: str = Field(default="dev-email-token", description="Email provider API token")
+    email_token: SecretStr = Field(default=SecretStr("dev-email-token"),
+                                   description="Email provider API token")
     email_from: str = Field(default="shop@example.com", description="From address of emails")
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server host")
+    smtp_port: int = Field(default=25, description="SMTP server port")
+    smtp_username: str = Field(default="", description="SMTP user; empty sends without AUTH")
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP password")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with "
+                                "STARTTLS")
+    unsubscribe_url: str = Field(
+        default="http://127.0.0.1:8000/v1/unsubscribe",
+        description="One-click unsubscribe endpoint put in List-Unsubscribe of marketing mail")
+    unsubscribe_mailto: str = Field(default="unsubscribe@example.com",
+                                    description="Mailbox put in List-Unsubscribe")
+    whatsapp_url: str = Field(default="", description="Base URL of the WhatsApp Cloud API "
+                              "(https://graph.facebook.com)")
+    whatsapp_api_version: str = Field(default="v19.0", description="Graph API version")
+    whatsapp_phone_number_id: str = Field(default="100000000000001",
+                                          description="WhatsApp Business phone number id")
+    whatsapp_token: SecretStr = Field(default=SecretStr("dev-whatsapp-token"),
+                                      description="WhatsApp Cloud API access token")
+    telegram_url: str = Field(default="", description="Telegram Bot API base "
+                              "(https://api.telegram.org)")
+    telegram_token: SecretStr = Field(default=SecretStr("dev-telegram-token"),
+                                      description="Telegram bot token")
+    push_url: str = Field(default="", description="FCM base (https://fcm.googleapis.com)")
+    push_project_id: str = Field(default="tropa-dev", description="Firebase project id")
+    push_token: SecretStr = Field(default=SecretStr("dev-push-token"),
+                                  description="OAuth 2 access token for FCM HTTP v1")
+    voice_url: str = Field(default="", description="Base URL of the voice provider API")
+    voice_token: SecretStr = Field(default=SecretStr("dev-voice-token"),
+                                   description="Voice provider API token")
+    voice_caller_id: str = Field(default="+74950000000", description="Caller id of robot calls")
+    webhook_secret: SecretStr = Field(default=SecretStr("dev-webhook-secret"),
+                                      description="HMAC-SHA256 key signing webhook steps")
     timeout_seconds: float = Field(default=10.0, description="HTTP timeout of one provider call")
+
+
+class DeliverySettings(BaseSettings):
+    """How sends are queued, retried and confirmed."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_DELIVERY_")
+
+    channel_queues: bool = Field(
+        default=False,
+        description="Deliver each channel on its own task queue `<queue>-<channel>`, served by "
+        "a channel worker whose server-side rate limit caps mass messages on that channel. "
+        "Needs the channel workers running (tropa.delivery.workers)")
+    rates: dict[str, float] = Field(
+        default_factory=lambda: {"sms": 20.0, "email": 50.0, "whatsapp": 20.0,
+                                 "telegram": 25.0, "push": 100.0, "voice": 2.0},
+        description="Provider calls per second per channel, for the whole system (the channel "
+        "task queue's max_task_queue_activities_per_second); a missing channel is unlimited")
+    retry_initial_seconds: float = Field(default=5.0, description="First retry delay")
+    retry_max_interval_seconds: float = Field(
+        default=600.0, description="Longest delay between two provider attempts; attempts "
+        "never stop until the provider accepts or refuses the message itself")
+    deliver_timeout_seconds: float = Field(
+        default=30.0, description="Time one provider call may take before it is tried again")
+    receipts_base_url: str = Field(
+        default="", description="Public base URL of Tropa's API; when set, providers are asked "
+        "to post delivery receipts to <url>/v1/providers/<provider>/receipts and runs wait "
+        "for them")
+    receipts_secret: SecretStr = Field(
+        default=SecretStr("dev-receipts-secret"),
+        description="HMAC-SHA256 key receipts are signed with (X-Tropa-Signature)")
+    receipt_timeout_seconds: float = Field(
+        default=172800.0, description="How long a run waits for a receipt before it moves on")
+    redeliver_after_seconds: float = Field(
+        default=900.0, description="Pause before a new attempt after an undelivered receipt")
+    max_rounds: int = Field(default=5, description="Attempts after undelivered receipts")
+
+
+class CapRule(BaseModel):
+    """At most `max` messages of `category` per `window` on `channel` (`*`: each channel)."""
+
+    channel: str = "*"
+    category: str = "marketing"
+    max: int = 3
+    window_seconds: int = 86400
+
+
+class PolicySettings(BaseSettings):
+    """The policy gate every send passes: consent, contacts, quiet hours, frequency caps."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_POLICY_")
+
+    send_to_unverified: bool = Field(
+        default=True, description="Use phones and emails the customer has not verified")
+    default_region: str = Field(default="RU", description="Region of phones written without +")
+    quiet_from: str = Field(default="", description="Start of quiet hours (HH:MM, customer's "
+                            "time zone) for marketing messages; empty: none")
+    quiet_to: str = Field(default="", description="End of quiet hours (HH:MM)")
+    caps: list[CapRule] = Field(
+        default_factory=lambda: [CapRule()],
+        description="Frequency caps across all journeys, as JSON: "
+        '[{"channel": "*", "category": "marketing", "max": 3, "window_seconds": 86400}]')
 
 
 class SandboxSettings(BaseSettings):
@@ -92,6 +199,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     def database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""

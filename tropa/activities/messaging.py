@@ -1,37 +1,36 @@
-"""The send path: consent, contact, rendering, the message log and the provider call.
+"""The send activity: prepare (gate, render, log) and deliver (one provider call).
 
-Every message row is unique by its idempotency key (run + step + channel), so a retried
-activity finds the row it wrote before and never hands the message to a provider twice
-once the provider has accepted it.
+Every message row is unique by its idempotency key (run + step + channel), and every
+provider call carries the key of its attempt round, so a retried activity never hands a
+message to a provider twice once the provider has accepted it; a provider that saw the
+key before (a worker killed after the call, before the commit) answers with the same id.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
-from tropa.channels.base import ChannelAdapter, OutgoingMessage
-from tropa.channels.catalog import CHANNELS
-from tropa.activities.customer_context import customer_view, load_customer
+from tropa.channels.base import ChannelAdapter
 from tropa.clock import utcnow
-from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
-from tropa.dsl.expressions import ExpressionError, render
+from tropa.delivery import models as m
+from tropa.delivery.prepare import Preparer, note
+from tropa.delivery.store import Delivery
 from tropa.dsl.plan import StepCall, StepResult
 from tropa.errors import MessageInvalid, ProviderUnavailable
 from tropa.logs import get_logger
 from tropa.settings import Settings
 from tropa.store.db import session_scope
-from tropa.store.models import Customer, Message
+from tropa.store.models import Message
 
 log = get_logger("send")
-DONE = {"accepted", "delivered", "suppressed", "cancelled"}
 
 
 class SendService:
-    """Sends one message of one step, exactly once."""
+    """Both phases of a send; `run` picks the phase from the call's step type."""
 
     def __init__(
         self, engine: sa.Engine, adapters: dict[str, ChannelAdapter], settings: Settings
@@ -39,140 +38,110 @@ class SendService:
         self._engine = engine
         self._adapters = adapters
         self._settings = settings
+        self._preparer = Preparer(adapters, settings)
 
-    def send(self, call: StepCall, *, attempt: int) -> StepResult:
-        """Perform a `send` step; content errors are final, provider trouble retries."""
-        channel = str(call.params["channel"])
-        key = f"{call.idempotency_key}/{channel}"
+    def run(self, call: StepCall, *, attempt: int, task_queue: str) -> StepResult:
+        """Dispatch a phase; `send` alone is the one-activity form of runs started before
+        the interpreter split sends into phases."""
+        if call.step_type == m.PREPARE:
+            return self.prepare(call, task_queue)
+        if call.step_type == m.DELIVER:
+            return self.deliver(call, attempt)
+        return self._whole(call, attempt, task_queue)
+
+    def prepare(self, call: StepCall, task_queue: str) -> StepResult:
+        """Gate and log the message; say whether and where to deliver it."""
+        channel = str(call.params.get(m.CHANNEL) or call.params["channel"])
+        key = m.message_key(call, channel)
+        now = _now(call)
         with session_scope(self._engine) as session:
-            existing = session.exec(select(Message).where(Message.idempotency_key == key)).first()
-            message = existing or self._prepare(session, call, channel, key)
-        # Outside the transaction: a cancelled message stays recorded when _result raises.
-        if message.status in DONE:
-            return _result(message)
-        return self._deliver(message, attempt)
+            prepared, _ = self._preparer.prepare(session, call, channel, key, now)
+        if self._settings.delivery.channel_queues:
+            prepared.deliver_queue = f"{task_queue}-{channel}"
+        if prepared.status in ("suppressed", "cancelled"):
+            log.info("message_not_sent", channel=channel, status=prepared.status,
+                     reason=prepared.reason, workflow_id=call.run.workflow_id)
+        return StepResult(outcome=prepared.status, detail=prepared.reason,
+                          data=prepared.model_dump(mode="json"))
 
-    def _prepare(self, session: Session, call: StepCall, channel: str, key: str) -> Message:
-        customer = load_customer(session, call.run.customer_id)
-        category = str(call.params.get("category") or call.run.category)
-        message = Message(
-            idempotency_key=key,
-            journey=call.run.journey,
-            workflow_id=call.run.workflow_id,
-            step_id=call.step_id,
-            customer_id=customer.id,
-            channel=channel,
-            category=category,
-        )
-        problem = self._gate(customer, channel, category)
-        if problem is None:
-            try:
-                message.recipient = self._recipient(customer, channel)
-                context = {**call.context, "customer": customer_view(customer)}
-                message.text = render(str(call.params.get("text") or ""), context)
-                if call.params.get("subject"):
-                    message.subject = render(str(call.params["subject"]), context)
-                if call.params.get("html"):
-                    message.html = render(str(call.params["html"]), context)
-                self._adapters[channel].validate(self._outgoing(message))
-            except (ContactInvalid, MessageInvalid, ExpressionError) as exc:
-                problem = ("cancelled", _reason(exc), str(exc))
-        if problem is not None:
-            status, reason, detail = problem
-            message.status, message.reason = status, reason
-            _note(message, status, detail)
-        session.add(message)
-        session.flush()
-        return message
-
-    def _gate(self, customer: Customer, channel: str, category: str) -> tuple[str, str, str] | None:
-        if category == "marketing" and not customer.consents.get("marketing", {}).get(channel):
-            return ("suppressed", "no_consent",
-                    f"no marketing consent for {channel}; the message was not sent")
-        return None
-
-    def _recipient(self, customer: Customer, channel: str) -> str:
-        contact = CHANNELS[channel]
-        if contact == "phone":
-            if not customer.phone:
-                raise ContactInvalid("the customer has no phone number")
-            return normalise_phone(customer.phone)
-        if contact == "email":
-            if not customer.email:
-                raise ContactInvalid("the customer has no email address")
-            return normalise_email(customer.email)
-        raise ContactInvalid(f"channel {channel} has no contact kind")
-
-    def _outgoing(self, message: Message) -> OutgoingMessage:
-        return OutgoingMessage(
-            idempotency_key=message.idempotency_key,
-            channel=message.channel,
-            category=message.category,
-            recipient=message.recipient,
-            text=message.text,
-            subject=message.subject,
-            html=message.html,
-        )
-
-    def _deliver(self, message: Message, attempt: int) -> StepResult:
-        adapter = self._adapters[message.channel]
+    def deliver(self, call: StepCall, attempt: int) -> StepResult:
+        """Hand the message to its provider under the key of this attempt round."""
+        key = call.idempotency_key
+        round_no = int(call.params.get(m.ROUND, 1))
+        provider_key = m.round_key(key, round_no)
+        with session_scope(self._engine) as session:
+            message = session.exec(select(Message).where(Message.idempotency_key == key)).one()
+            delivery = session.get(Delivery, provider_key)
+            if delivery is None:
+                first = session.get(Delivery, key)
+                delivery = Delivery(provider_key=provider_key, message_key=key, round=round_no,
+                                    options=dict(first.options) if first else {})
+                session.add(delivery)
+        if delivery.provider_message_id:
+            return _delivered(delivery.provider_message_id, delivery.provider)
+        outgoing = self._preparer.outgoing(message, delivery.options, key=provider_key)
         try:
-            accepted = adapter.send(self._outgoing(message))
+            accepted = self._adapters[message.channel].send(outgoing)
         except MessageInvalid as exc:
-            self._update(message, "cancelled", exc.reason, str(exc), attempt)
-            raise ApplicationError(str(exc), type=f"MessageInvalid.{exc.reason}",
+            self._record(key, provider_key, "cancelled", exc.reason, str(exc), attempt)
+            raise ApplicationError(str(exc), {"reason": exc.reason},
+                                   type=f"MessageInvalid.{exc.reason}",
                                    non_retryable=True) from exc
         except ProviderUnavailable as exc:
-            self._update(message, "retrying", exc.reason, str(exc), attempt)
+            self._record(key, provider_key, "retrying", exc.reason, str(exc), attempt)
             log.warning("send_retrying", channel=message.channel, reason=exc.reason,
                         attempt=attempt, workflow_id=message.workflow_id)
             raise ApplicationError(str(exc), type=f"ProviderUnavailable.{exc.reason}") from exc
-        message.provider_message_id = accepted.provider_message_id
-        self._update(message, "accepted", None, "provider accepted the message", attempt)
+        self._record(key, provider_key, "accepted", None, "provider accepted the message",
+                     attempt, accepted.provider_message_id, accepted.provider)
         log.info("message_accepted", channel=message.channel, workflow_id=message.workflow_id,
-                 step_id=message.step_id)
-        return _result(message)
+                 step_id=message.step_id, round=round_no, attempt=attempt)
+        return _delivered(accepted.provider_message_id, accepted.provider)
 
-    def _update(
-        self, message: Message, status: str, reason: str | None, detail: str, attempt: int
-    ) -> None:
+    def _record(self, key: str, provider_key: str, status: str, reason: str | None,
+                detail: str, attempt: int, provider_message_id: str | None = None,
+                provider: str = "") -> None:
+        now = utcnow()
         with session_scope(self._engine) as session:
-            row = session.exec(
-                select(Message).where(Message.idempotency_key == message.idempotency_key)
-            ).one()
-            row.status, row.reason, row.attempts = status, reason, attempt
-            row.provider_message_id = message.provider_message_id
-            _note(row, status, detail)
+            row = session.exec(select(Message).where(Message.idempotency_key == key)).one()
+            row.status, row.reason = status, reason
+            row.attempts += 1
+            if provider_message_id:
+                row.provider_message_id = provider_message_id
+            note(row, status, f"{detail} (attempt {attempt})", now)
             session.add(row)
-        message.status, message.reason = status, reason
+            delivery = session.get(Delivery, provider_key)
+            if delivery is not None:
+                delivery.status, delivery.reason, delivery.updated_at = status, reason, now
+                if provider_message_id:
+                    delivery.provider_message_id, delivery.provider = provider_message_id, provider
+                session.add(delivery)
+
+    def _whole(self, call: StepCall, attempt: int, task_queue: str) -> StepResult:
+        result = self.prepare(call, task_queue)
+        prepared = m.Prepared.model_validate(result.data)
+        if prepared.status == "cancelled":
+            raise ApplicationError(f"message cancelled: {prepared.reason}",
+                                   {"reason": prepared.reason},
+                                   type=f"MessageInvalid.{prepared.reason}", non_retryable=True)
+        if prepared.status != "queued":
+            return StepResult(outcome=prepared.status, detail=prepared.reason,
+                              data={"message_id": prepared.message_id})
+        channel = str(call.params["channel"])
+        inner = call.model_copy(update={"idempotency_key": m.message_key(call, channel),
+                                        "params": {**call.params, m.ROUND: 1}})
+        done = self.deliver(inner, attempt)
+        return StepResult(outcome="accepted", data={"message_id": prepared.message_id,
+                                                    "channel": channel, **done.data})
 
 
-def _note(message: Message, status: str, detail: str) -> None:
-    message.history = [*message.history, {"at": utcnow().isoformat(), "status": status,
-                                          "detail": detail}]
-    message.updated_at = utcnow()
+def _now(call: StepCall) -> datetime:
+    # The workflow's clock: quiet hours and caps follow the run's time, which is also what
+    # the time-skipping test server moves.
+    raw = call.params.get(m.NOW)
+    return datetime.fromisoformat(str(raw)) if raw else utcnow()
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, MessageInvalid):
-        return exc.reason
-    if isinstance(exc, ContactInvalid):
-        return "invalid_recipient"
-    return "template_error"
-
-
-def _result(message: Message) -> StepResult:
-    data: dict[str, Any] = {
-        "message_id": message.id,
-        "channel": message.channel,
-        "status": message.status,
-        "provider_message_id": message.provider_message_id,
-    }
-    if message.status in ("cancelled",):
-        raise ApplicationError(
-            f"message cancelled: {message.reason}",
-            {"reason": message.reason},
-            type=f"MessageInvalid.{message.reason}",
-            non_retryable=True,
-        )
-    return StepResult(outcome=message.status, detail=message.reason or "", data=data)
+def _delivered(provider_message_id: str, provider: str) -> StepResult:
+    return StepResult(outcome="accepted", data=m.Delivered(
+        provider_message_id=provider_message_id, provider=provider).model_dump())

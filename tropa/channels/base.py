@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -22,6 +23,13 @@ class OutgoingMessage:
     subject: str | None = None
     html: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    """Channel specifics: WhatsApp template and parameters, push title, receipt callback."""
+
+    def provider_ref(self) -> str:
+        """A short reference derived from the idempotency key, for providers that limit
+        client references (Vonage: 40 characters); stable, so dedup still works."""
+        return "t" + hashlib.sha256(self.idempotency_key.encode()).hexdigest()[:39]
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Accepted:
     """The provider took the message; its id lets receipts find the run."""
 
     provider_message_id: str
+    provider: str = ""
 
 
 class ChannelAdapter(Protocol):
@@ -62,15 +71,18 @@ def raise_for_provider(response: httpx.Response) -> None:
 
 
 def post_json(
-    client: httpx.Client, url: str, *, token: str, idempotency_key: str, body: dict[str, object]
+    client: httpx.Client, url: str, *, token: str | None, idempotency_key: str,
+    body: dict[str, Any], headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """POST to a provider; transport failures become ProviderUnavailable."""
+    """POST to a provider; transport failures become ProviderUnavailable.
+
+    Exception texts never carry the URL: some providers (Telegram) put the token in it.
+    """
+    sent = {"Idempotency-Key": idempotency_key, **(headers or {})}
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
     try:
-        return client.post(
-            url,
-            json=body,
-            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key},
-        )
+        return client.post(url, json=body, headers=sent)
     except httpx.TimeoutException as exc:
         raise ProviderUnavailable("provider timed out", reason="timeout") from exc
     except httpx.TransportError as exc:

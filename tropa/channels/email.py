@@ -12,6 +12,7 @@ class EmailApiAdapter:
     """Email through an HTTP provider: `POST {base}/email/v1/messages`."""
 
     channel = "email"
+    provider = "email-api"
 
     def __init__(self, client: httpx.Client, base_url: str, token: str, sender: str) -> None:
         self._client = client
@@ -21,10 +22,7 @@ class EmailApiAdapter:
 
     def validate(self, message: OutgoingMessage) -> None:
         """A mail needs a subject and a body."""
-        if not message.text.strip() and not (message.html or "").strip():
-            raise MessageInvalid("the email has no text and no HTML", reason="empty_text")
-        if not (message.subject or "").strip():
-            raise MessageInvalid("the email has no subject", reason="empty_subject")
+        check_email(message)
 
     def send(self, message: OutgoingMessage) -> Accepted:
         """Hand one email to the provider."""
@@ -43,4 +41,13 @@ class EmailApiAdapter:
             },
         )
         raise_for_provider(response)
-        return Accepted(provider_message_id=str(response.json()["message_id"]))
+        return Accepted(provider_message_id=str(response.json()["message_id"]),
+                        provider=self.provider)
+
+
+def check_email(message: OutgoingMessage) -> None:
+    """A mail needs a subject and a body."""
+    if not message.text.strip() and not (message.html or "").strip():
+        raise MessageInvalid("the email has no text and no HTML", reason="empty_text")
+    if not (message.subject or "").strip():
+        raise MessageInvalid("the email has no subject", reason="empty_subject")

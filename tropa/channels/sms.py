@@ -14,9 +14,27 @@ _GSM7 = set(
 _GSM7_EXT = set("^{}\\[~]|€\f")
 
 
+def is_gsm7(text: str) -> bool:
+    """Whether the text fits the GSM-7 alphabet; anything else (Cyrillic) goes as UCS-2."""
+    return all(c in _GSM7 or c in _GSM7_EXT for c in text)
+
+
+def check_sms(text: str, max_segments: int) -> None:
+    """Raise MessageInvalid for an empty text or one longer than `max_segments` parts."""
+    if not text.strip():
+        raise MessageInvalid("the SMS text is empty", reason="empty_text")
+    parts = segments(text)
+    if parts > max_segments:
+        raise MessageInvalid(
+            f"the SMS takes {parts} segments, more than the allowed {max_segments}; "
+            "shorten the text or raise TROPA_PROVIDER_SMS_MAX_SEGMENTS",
+            reason="text_too_long",
+        )
+
+
 def segments(text: str) -> int:
     """How many SMS parts a text takes: GSM-7 160/153, UCS-2 (e.g. Cyrillic) 70/67."""
-    if all(c in _GSM7 or c in _GSM7_EXT for c in text):
+    if is_gsm7(text):
         units = sum(2 if c in _GSM7_EXT else 1 for c in text)
         single, multi = 160, 153
     else:
@@ -29,9 +47,10 @@ def segments(text: str) -> int:
 
 
 class SmsAdapter:
-    """SMS through an HTTP provider: `POST {base}/sms/v1/messages`."""
+    """SMS through a generic JSON provider API: `POST {base}/sms/v1/messages`."""
 
     channel = "sms"
+    provider = "generic"
 
     def __init__(
         self, client: httpx.Client, base_url: str, token: str, sender: str, max_segments: int
@@ -44,14 +63,7 @@ class SmsAdapter:
 
     def validate(self, message: OutgoingMessage) -> None:
         """Empty and too long texts are the message's own fault: cancel, never retry."""
-        if not message.text.strip():
-            raise MessageInvalid("the SMS text is empty", reason="empty_text")
-        parts = segments(message.text)
-        if parts > self._max_segments:
-            raise MessageInvalid(
-                f"the SMS takes {parts} segments, more than the allowed {self._max_segments}",
-                reason="text_too_long",
-            )
+        check_sms(message.text, self._max_segments)
 
     def send(self, message: OutgoingMessage) -> Accepted:
         """Hand one SMS to the provider."""
@@ -65,7 +77,9 @@ class SmsAdapter:
                 "to": message.recipient,
                 "text": message.text,
                 "client_ref": message.idempotency_key,
+                "callback_url": message.options.get("receipt_url"),
             },
         )
         raise_for_provider(response)
-        return Accepted(provider_message_id=str(response.json()["message_id"]))
+        return Accepted(provider_message_id=str(response.json()["message_id"]),
+                        provider=self.provider)

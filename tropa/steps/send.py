@@ -12,7 +12,7 @@ from temporalio import activity
 from tropa.channels.catalog import CHANNELS
 from tropa.dsl.durations import Duration
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
-from tropa.steps.control import Params
+from tropa.steps.control import _TIME_OF_DAY, Params
 from tropa.steps.registry import StepType, WorkerDeps
 
 
@@ -24,6 +24,19 @@ def _channel_check(value: str) -> str:
             f"unknown channel `{value}`{hint} Known channels: {', '.join(CHANNELS)}"
         )
     return value
+
+
+class QuietHours(Params):
+    from_: str = Field(alias="from", description="Start (HH:MM, customer's time zone)",
+                       examples=["21:00"])
+    to: str = Field(description="End (HH:MM)", examples=["09:00"])
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _TIME_OF_DAY.match(value):
+            raise ValueError(f"'{value}' is not a time of day; write HH:MM, e.g. 21:00")
+        return value
 
 
 class SendParams(Params):
@@ -55,6 +68,17 @@ class SendParams(Params):
     deliver_within: Duration | None = Field(
         default=None, description="Try the fallback when not delivered within this time"
     )
+    template: str | None = Field(
+        default=None, description="WhatsApp: approved template name (needed outside the "
+        "24 hours after the customer's last message)", examples=["cart_last_call"])
+    template_params: list[str] = Field(
+        default_factory=list, description="WhatsApp: template body parameters (Jinja2)",
+        json_schema_extra={"x-template": True})
+    language: str | None = Field(
+        default=None, description="WhatsApp: template language; the customer's locale if unset")
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="Wait outside these local hours (default: the system's "
+        "quiet hours for marketing, none for service)")
 
     @field_validator("channel")
     @classmethod
@@ -68,8 +92,10 @@ class SendParams(Params):
 
     @model_validator(mode="after")
     def _has_body(self) -> SendParams:
-        if not self.text.strip() and not (self.html or "").strip():
-            raise ValueError("a send needs `text` (or `html` for email)")
+        bodiless = self.channel == "flash_call" or (self.channel == "whatsapp" and self.template)
+        if not bodiless and not self.text.strip() and not (self.html or "").strip():
+            raise ValueError("a send needs `text` (or `html` for email, `template` for "
+                             "WhatsApp)")
         if self.channel == "email" and not self.subject:
             raise ValueError("an email needs a `subject`")
         return self
@@ -83,7 +109,8 @@ def send_activity(deps: WorkerDeps) -> Callable[[StepCall], StepResult]:
 
     @activity.defn(name="tropa.send")
     def send(call: StepCall) -> StepResult:
-        return service.send(call, attempt=activity.info().attempt)
+        info = activity.info()
+        return service.run(call, attempt=info.attempt, task_queue=info.task_queue)
 
     return send
 
@@ -108,6 +135,8 @@ STEP = StepType(
             "html": {"widget": "template", "rows": 10},
             "category": {"widget": "radio"},
             "fallback": {"widget": "multiselect"},
+            "deliver_within": {"widget": "duration"},
+            "template_params": {"widget": "list"},
         },
     },
     examples=({"send": {"channel": "sms", "text": "Hi {{ customer.first_name }}!"}},),

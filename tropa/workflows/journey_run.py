@@ -29,8 +29,10 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepResult,
     )
+    from tropa.delivery.models import ReceiptSignal
     from tropa.workflows import search_attributes as sa
     from tropa.workflows.inputs import EvaluateInput, NextLocalTimeInput
+    from tropa.workflows.sending import Sender
 
 LOCAL = {"start_to_close_timeout": timedelta(seconds=30),
          "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
@@ -55,12 +57,18 @@ class JourneyRun:
         self._current: str | None = None
         self._state = "running"
         self._outputs: dict[str, Any] = {}
+        self._sender = Sender()
 
     @workflow.signal(name="event")
     def event(self, event: EventIn) -> None:
         """An event of this customer: for `wait_for` steps and `exit_on` rules."""
         if all(e.event_id != event.event_id for e in self._events):
             self._events.append(event)
+
+    @workflow.signal(name="receipt")
+    def receipt(self, receipt: ReceiptSignal) -> None:
+        """A provider's delivery receipt for a message of this run."""
+        self._sender.receipt(receipt)
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -163,7 +171,7 @@ class JourneyRun:
                     raise TimeoutError
                 await workflow.wait_condition(lambda: len(self._events) > seen,
                                               timeout=remaining)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self._remember(step, {"received": False})
                 return "timed_out", step.params["timeout"], step.children.get("on_timeout", [])
             for event in self._events[seen:]:
@@ -194,6 +202,15 @@ class JourneyRun:
         self._remember(step, {"arm": "holdout"})
         self._finish_current("holdout", "in the holdout group: receives nothing")
         raise _Exit("holdout")
+
+    async def _do_send(self, step: PlanStep) -> tuple[str, str, list[PlanStep]]:
+        # No `workflow.patched` here (it would add TemporalChangeVersion to every run's search
+        # attributes): the first phase schedules the same activity type at the same position
+        # as the old single-activity send, and Sender reads an old answer (accepted,
+        # suppressed, or a MessageInvalid failure) as a final one, so old histories replay.
+        outcome, detail, data = await self._sender.send(step, self._run(), self._context())
+        self._remember(step, {"outcome": outcome, **data})
+        return outcome, detail, []
 
     async def _do_exit(self, step: PlanStep) -> tuple[str, str, list[PlanStep]]:
         self._finish_current("exited", step.params.get("reason", ""))

@@ -1,0 +1,203 @@
+"""The prepare phase: policy gate, contact, rendering, the message log row.
+
+Runs once per message (the row is unique by key); a repeat returns the row's state, so
+a retried activity or a replayed step never renders, counts or logs a message twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from tropa.activities.customer_context import customer_view, load_customer
+from tropa.activities.interpreter import customer_zone
+from tropa.channels.base import ChannelAdapter, OutgoingMessage
+from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
+from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
+from tropa.delivery.models import Prepared
+from tropa.delivery.store import Delivery
+from tropa.dsl.expressions import ExpressionError, render
+from tropa.dsl.plan import StepCall
+from tropa.errors import MessageInvalid
+from tropa.policy.caps import cap_reached, lock_customer
+from tropa.policy.consent import consent_problem, unverified_problem
+from tropa.policy.quiet_hours import quiet_until
+from tropa.settings import Settings
+from tropa.store.models import Customer, Message
+
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def note(message: Message, status: str, detail: str, at: datetime) -> None:
+    """Append a line to the message's history (what a marketer sees in the log)."""
+    message.history = [*message.history, {"at": at.isoformat(), "status": status,
+                                          "detail": detail}]
+    message.updated_at = at
+
+
+class Preparer:
+    """Decides whether, when and what to send for one step on one channel."""
+
+    def __init__(self, adapters: dict[str, ChannelAdapter], settings: Settings) -> None:
+        self._adapters = adapters
+        self._settings = settings
+
+    def prepare(self, session: Session, call: StepCall, channel: str, key: str,
+                now: datetime) -> tuple[Prepared, Message | None]:
+        """The row's state if it exists; otherwise gate, render and log a new row."""
+        existing = session.exec(select(Message).where(Message.idempotency_key == key)).first()
+        if existing is not None:
+            return self._prepared(existing, channel), existing
+        customer = load_customer(session, call.run.customer_id)
+        category = str(call.params.get("category") or call.run.category)
+        message = Message(idempotency_key=key, journey=call.run.journey,
+                          workflow_id=call.run.workflow_id, step_id=call.step_id,
+                          customer_id=customer.id, channel=channel, category=category,
+                          created_at=now, updated_at=now)
+        problem = self._consent(customer, channel, category)
+        if problem is None:
+            wait = self._quiet(call, customer, category, now)
+            if wait is not None:
+                return Prepared(status="quiet", reason="quiet_hours", wait_until=wait,
+                                detail=f"quiet hours until {wait.isoformat()}"), None
+            lock_customer(session, customer.id)
+            rule = cap_reached(session, customer_id=customer.id, channel=channel,
+                               category=category, now=now, rules=self._settings.policy.caps)
+            if rule is not None:
+                problem = ("suppressed", "frequency_cap",
+                           f"frequency cap: at most {rule.max} {category} messages per "
+                           f"{rule.window_seconds}s on {rule.channel}")
+        options: dict[str, Any] = {}
+        if problem is None:
+            try:
+                options = self._render(call, customer, message, channel, now)
+            except (ContactInvalid, MessageInvalid, ExpressionError) as exc:
+                problem = ("cancelled", _reason(exc), str(exc))
+        if problem is None:
+            message.status = "queued"
+            note(message, "queued", "passed consent, quiet hours and caps", now)
+            session.add(Delivery(provider_key=key, message_key=key, options=options,
+                                 created_at=now, updated_at=now))
+        else:
+            message.status, message.reason = problem[0], problem[1]
+            note(message, problem[0], problem[2], now)
+        session.add(message)
+        session.flush()
+        return self._prepared(message, channel), message
+
+    def _consent(self, customer: Customer, channel: str, category: str
+                 ) -> tuple[str, str, str] | None:
+        detail = consent_problem(customer, channel, category)
+        if detail is not None:
+            return ("suppressed", "no_consent", detail)
+        detail = unverified_problem(customer, channel, self._settings.policy.send_to_unverified)
+        if detail is not None:
+            return ("suppressed", "unverified_contact", detail)
+        return None
+
+    def _quiet(self, call: StepCall, customer: Customer, category: str, now: datetime
+               ) -> datetime | None:
+        window = call.params.get("quiet_hours")
+        if window:
+            start, end = str(window["from"]), str(window["to"])
+        elif category == "marketing":
+            start, end = self._settings.policy.quiet_from, self._settings.policy.quiet_to
+        else:
+            return None  # service messages (codes, payment links) go at any hour
+        return quiet_until(now, customer_zone(customer.time_zone), start, end)
+
+    def _render(self, call: StepCall, customer: Customer, message: Message, channel: str,
+                now: datetime) -> dict[str, Any]:
+        message.recipient = self._recipient(customer, channel)
+        context = {**call.context, "customer": customer_view(customer)}
+        message.text = render(str(call.params.get("text") or ""), context)
+        if call.params.get("subject"):
+            message.subject = render(str(call.params["subject"]), context)
+        if call.params.get("html"):
+            message.html = render(str(call.params["html"]), context)
+        options: dict[str, Any] = {}
+        if channel == "whatsapp":
+            options = self._whatsapp(call, customer, context, now)
+        self._adapters[channel].validate(self.outgoing(message, options))
+        return options
+
+    def _whatsapp(self, call: StepCall, customer: Customer, context: dict[str, Any],
+                  now: datetime) -> dict[str, Any]:
+        last = customer.attributes.get("whatsapp_last_inbound_at")
+        window_open = bool(last) and now - datetime.fromisoformat(str(last)) < WHATSAPP_WINDOW
+        return {"template": call.params.get("template"),
+                "params": [render(str(p), context) for p in call.params.get("template_params")
+                           or []],
+                "language": call.params.get("language") or customer.locale,
+                "window_open": window_open}
+
+    def _recipient(self, customer: Customer, channel: str) -> str:
+        contact = CHANNELS[channel]
+        if contact == "phone":
+            if not customer.phone:
+                raise ContactInvalid("the customer has no phone number")
+            return normalise_phone(customer.phone, self._settings.policy.default_region)
+        if contact == "email":
+            if not customer.email:
+                raise ContactInvalid("the customer has no email address")
+            return normalise_email(customer.email)
+        name = contact.removeprefix("attr:")
+        value = customer.attributes.get(name)
+        if not value:
+            raise ContactInvalid(f"the customer has no `{name}` attribute for {channel}")
+        return str(value)
+
+    def outgoing(self, message: Message, options: dict[str, Any], key: str | None = None
+                 ) -> OutgoingMessage:
+        """The adapter's view of a logged message (with List-Unsubscribe on marketing mail)."""
+        headers: dict[str, str] = {}
+        if message.channel == "email" and message.category == "marketing":
+            headers = self._unsubscribe(message.customer_id)
+        adapter = self._adapters[message.channel]
+        receipt_url = None
+        if self._wants_receipt(message.channel):
+            base = self._settings.delivery.receipts_base_url.rstrip("/")
+            receipt_url = f"{base}/v1/providers/{getattr(adapter, 'provider', 'generic')}/receipts"
+        return OutgoingMessage(
+            idempotency_key=key or message.idempotency_key, channel=message.channel,
+            category=message.category, recipient=message.recipient, text=message.text,
+            subject=message.subject, html=message.html, headers=headers,
+            options={**options, "receipt_url": receipt_url})
+
+    def _unsubscribe(self, customer_id: str) -> dict[str, str]:
+        # The token names the customer by id (no personal data) and is signed, so an
+        # unsubscribe link cannot be forged for somebody else.
+        secret = self._settings.providers.webhook_secret.get_secret_value().encode()
+        sig = hmac.new(secret, f"{customer_id}:email".encode(), hashlib.sha256).hexdigest()[:24]
+        token = f"{customer_id}.{sig}"
+        p = self._settings.providers
+        return {"List-Unsubscribe": f"<{p.unsubscribe_url}?t={token}>, "
+                                    f"<mailto:{p.unsubscribe_mailto}?subject=unsubscribe-{token}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+    def _wants_receipt(self, channel: str) -> bool:
+        return bool(self._settings.delivery.receipts_base_url) and channel in RECEIPT_CHANNELS
+
+    def _prepared(self, message: Message, channel: str) -> Prepared:
+        d = self._settings.delivery
+        return Prepared(
+            status=message.status, reason=message.reason or "",
+            detail=(message.history[-1]["detail"] if message.history else ""),
+            message_id=message.id, retry_initial_seconds=d.retry_initial_seconds,
+            retry_max_interval_seconds=d.retry_max_interval_seconds,
+            deliver_timeout_seconds=d.deliver_timeout_seconds,
+            wants_receipt=self._wants_receipt(channel),
+            receipt_timeout_seconds=d.receipt_timeout_seconds,
+            redeliver_after_seconds=d.redeliver_after_seconds, max_rounds=d.max_rounds)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, MessageInvalid):
+        return exc.reason
+    if isinstance(exc, ContactInvalid):
+        return "invalid_recipient"
+    return "template_error"

@@ -1,0 +1,1 @@
+"""The policy gate every send passes: consent, verified contacts, quiet hours, caps."""

@@ -1,0 +1,42 @@
+"""Frequency caps across all journeys: at most N messages of a category per channel and window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, func, select
+
+from tropa.settings import CapRule
+from tropa.store.models import Message
+
+# Messages that count against a cap: on their way or sent. Suppressed and cancelled ones
+# never reached the customer.
+COUNTED = ("queued", "retrying", "accepted", "delivered", "undelivered")
+
+
+def cap_reached(session: Session, *, customer_id: str, channel: str, category: str,
+                now: datetime, rules: list[CapRule]) -> CapRule | None:
+    """The first rule this message would break, or None."""
+    for rule in rules:
+        if rule.category != category or rule.channel not in ("*", "all", channel):
+            continue
+        query = select(func.count()).select_from(Message).where(
+            Message.customer_id == customer_id,
+            Message.category == category,
+            Message.status.in_(COUNTED),  # type: ignore[attr-defined]
+            Message.created_at >= now - timedelta(seconds=rule.window_seconds),
+        )
+        if rule.channel != "all":
+            query = query.where(Message.channel == channel)
+        if session.exec(query).one() >= rule.max:
+            return rule
+    return None
+
+
+def lock_customer(session: Session, customer_id: str) -> None:
+    """Serialise cap checks of one customer on PostgreSQL, so two journeys sending at once
+    cannot both take the last slot (SQLite serialises writers anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(sa.text("SELECT pg_advisory_xact_lock(hashtext(:c))")  # type: ignore[call-overload]
+                     .bindparams(c=customer_id))
