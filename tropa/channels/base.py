@@ -61,6 +61,8 @@ def raise_for_provider(response: httpx.Response) -> None:
         error = body.get("error", body) if isinstance(body, dict) else {}
     except ValueError:
         error = {}
+    if not isinstance(error, dict):
+        error = {"message": str(error)}
     code = str(error.get("code") or f"http_{response.status_code}")
     text = str(error.get("message") or response.reason_phrase)
     if response.status_code in (400, 422):

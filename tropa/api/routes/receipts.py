@@ -1,0 +1,55 @@
+"""Delivery receipts from providers: into the message log, then to the waiting run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+from temporalio.service import RPCError, RPCStatusCode
+
+from tropa.channels.receipts import parse
+from tropa.delivery.models import ReceiptSignal
+from tropa.delivery.receipts import record_receipt, signature_ok
+from tropa.logs import get_logger
+
+router = APIRouter(prefix="/v1/providers", tags=["providers"])
+log = get_logger("receipts")
+
+
+@router.post("/{provider}/receipts")
+async def receive_receipts(provider: str, request: Request) -> dict[str, Any]:
+    """Take a provider's delivery receipts (signed with X-Tropa-Signature) for waiting runs."""
+    raw = await request.body()
+    secret = request.app.state.settings.delivery.receipts_secret.get_secret_value()
+    if not signature_ok(secret, raw, request.headers.get("X-Tropa-Signature")):
+        raise HTTPException(401, "bad or missing X-Tropa-Signature: HMAC-SHA256 of the body "
+                            "with TROPA_DELIVERY_RECEIPTS_SECRET, as `sha256=<hex>`")
+    try:
+        payload = json.loads(raw) if raw else {}
+        receipts = parse(provider, payload)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HTTPException(400, f"not a {provider} receipt: {exc}") from exc
+    engine = request.app.state.engine
+    temporal = request.app.state.temporal
+    recorded = 0
+    for receipt in receipts:
+        if receipt.state == "pending":
+            continue
+        workflow_id = await run_in_threadpool(record_receipt, engine, receipt)
+        if workflow_id is None:
+            # Not known yet (the provider can be faster than our commit) or never: a 404
+            # makes the provider post it again later.
+            raise HTTPException(404, f"no message with provider id {receipt.provider_message_id}")
+        try:
+            await temporal.get_workflow_handle(workflow_id).signal(
+                "receipt", ReceiptSignal(provider_message_id=receipt.provider_message_id,
+                                         state=receipt.state, reason=receipt.reason))
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # The run has ended; the message log has the receipt, which is what counts.
+        recorded += 1
+        log.info("receipt_recorded", provider=provider, state=receipt.state)
+    return {"status": "ok", "recorded": recorded}

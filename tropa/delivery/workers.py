@@ -1,0 +1,65 @@
+"""Channel workers: one per channel on `<queue>-<channel>`, each with the server-side rate
+limit that caps that channel's mass messages for the whole system.
+
+`max_task_queue_activities_per_second` is enforced by the Temporal server across every
+worker polling the queue, so adding worker processes never raises the rate: at 20/s an
+SMS broadcast to 100 000 customers takes at least 100 000 / 20 s, about 83 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import sqlalchemy as sa
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from tropa.channels.base import ChannelAdapter
+from tropa.channels.catalog import CHANNELS, build_adapters
+from tropa.settings import Settings
+from tropa.steps.registry import WorkerDeps
+from tropa.steps.send import send_activity
+
+
+def channel_workers(client: Client, settings: Settings, engine: sa.Engine, *, task_queue: str,
+                    adapters: dict[str, ChannelAdapter] | None = None,
+                    max_concurrent: int = 8) -> list[Worker]:
+    """A worker for each channel's delivery queue."""
+    http = httpx.Client(timeout=settings.providers.timeout_seconds)
+    deps = WorkerDeps(engine=engine, settings=settings, http=http,
+                      adapters=adapters if adapters is not None else build_adapters(settings, http))
+    send = send_activity(deps)
+    workers = []
+    for channel in CHANNELS:
+        rate = settings.delivery.rates.get(channel)
+        workers.append(Worker(
+            client, task_queue=f"{task_queue}-{channel}", activities=[send],
+            activity_executor=ThreadPoolExecutor(max_workers=max_concurrent),
+            max_concurrent_activities=max_concurrent,
+            max_task_queue_activities_per_second=rate if rate and rate > 0 else None))
+    return workers
+
+
+async def run_all(settings: Settings) -> None:
+    """The journey worker and every channel worker, until SIGTERM or SIGINT."""
+    from tropa.worker.stack import open_database
+    from tropa.worker.temporal_client import connect
+    from tropa.worker.worker import build_worker
+
+    settings.delivery.channel_queues = True  # this process serves the channel queues
+    client = await connect(settings.temporal)
+    engine = open_database(settings)
+    queue = settings.temporal.task_queue
+    workers = [build_worker(client, settings, engine, task_queue=queue),
+               *channel_workers(client, settings, engine, task_queue=queue)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    await stop.wait()
+    await asyncio.gather(*(w.shutdown() for w in workers))
+    await asyncio.gather(*tasks, return_exceptions=True)
