@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -34,12 +35,26 @@ def public(request: Request, info: service.RunInfo) -> RunPublic:
         temporal.ui_url, request.app.state.temporal.namespace, info.workflow_id))
 
 
+def encode_token(token: bytes) -> str:
+    """Temporal's page token with a checksum, so garbage never reaches Temporal."""
+    return base64.urlsafe_b64encode(hashlib.sha256(token).digest()[:8] + token).decode()
+
+
+def decode_token(text: str) -> bytes:
+    """The Temporal page token inside `text`; InvalidField when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(text)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) <= 8 or hashlib.sha256(raw[8:]).digest()[:8] != raw[:8]:
+        raise InvalidField(["query", "page_token"],
+                           "not a page token from this API; pass next_page_token as given")
+    return raw[8:]
+
+
 async def _page(request: Request, *, page_size: int, page_token: str | None,
                 state: str | None, **filters: str | None) -> RunPage:
-    try:
-        token = base64.urlsafe_b64decode(page_token) if page_token else None
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidField(["query", "page_token"], "not a page token from this API") from exc
+    token = decode_token(page_token) if page_token else None
     query = service.visibility_query(running=None if state is None else state == "running",
                                      **filters)
     try:
@@ -48,8 +63,7 @@ async def _page(request: Request, *, page_size: int, page_token: str | None,
     except service.BadPageToken as exc:
         raise InvalidField(["query", "page_token"], "not a page token from this API") from exc
     return RunPage(runs=[public(request, i) for i in infos],
-                   next_page_token=base64.urlsafe_b64encode(next_token).decode()
-                   if next_token else None)
+                   next_page_token=encode_token(next_token) if next_token else None)
 
 
 @router.get("/v1/runs", response_model=RunPage, dependencies=READ)
