@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from tropa.channels.catalog import CHANNELS
 from tropa.dsl.compiler import compile_journey
 from tropa.steps.registry import build_registry
 from tropa.ui_schema import FORMS_FILE, SCHEMA_FILE, generated_files
@@ -96,7 +97,8 @@ def test_the_schema_rejects_what_the_language_rejects(
     assert [(list(e.absolute_path)[1:], wrong in e.message) for e in errors] == [(where, True)]
 
 
-def test_shorthands_and_bare_exit_events_are_accepted(validator: jsonschema.Draft7Validator) -> None:
+def test_shorthands_and_bare_exit_events_are_accepted(
+        validator: jsonschema.Draft7Validator) -> None:
     doc = yaml.safe_load('journey: j\ntrigger: {event: go}\nexit_on: [order.placed]\nsteps:\n'
                          '  - wait: 1d12h\n  - wait_until: "10:00"\n  - exit: bought\n  - exit:\n')
     assert list(validator.iter_errors(doc)) == []
@@ -113,7 +115,7 @@ def test_form_hints_cover_every_field_with_a_widget() -> None:
             assert field["widget"] in forms["widgets"], field
             assert field["label"]
     assert by_type["send"]["channel"]["widget"] == "select"
-    assert by_type["send"]["channel"]["enum"] == ["sms", "email"]
+    assert by_type["send"]["channel"]["enum"] == list(CHANNELS)
     assert by_type["send"]["text"]["widget"] == "template"
     assert by_type["wait"]["duration"]["widget"] == "duration"
     assert by_type["branch"]["if"]["widget"] == "expression"
