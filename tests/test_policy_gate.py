@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +14,8 @@ from tests.conftest import SandboxServer
 from tests.support.delivery import delivering, messages
 from tests.support.harness import Harness
 from tests.support.journeys import add_customer
+from tests.support.waiting import eventually
+from tropa.dsl.plan import RunStatus
 from tropa.settings import Settings
 
 
@@ -49,9 +51,10 @@ steps:
 
 
 async def test_quiet_hours_make_the_send_wait_for_the_window(
-        harness: Harness, sandbox: SandboxServer) -> None:
+        harness: Harness, sandbox: SandboxServer, time_skipping: WorkflowEnvironment) -> None:
     zone = ZoneInfo("Asia/Vladivostok")
-    local = datetime.now(UTC).astimezone(zone)
+    # The session's test server may be days ahead of the wall clock after other tests.
+    local = (await time_skipping.get_current_time()).astimezone(zone)
     start = (local - timedelta(hours=1)).strftime("%H:%M")
     end = (local + timedelta(hours=3)).strftime("%H:%M")
     harness.publish(f"""
@@ -62,8 +65,10 @@ steps:
 """)
     add_customer(harness.engine, "c-1", time_zone="Asia/Vladivostok")
     await harness.fire("promo", "c-1")
+    assert (await harness.status("journey/night/c-1")).current_step == "1-send"
 
-    status = await harness.finish("journey/night/c-1")
+    await time_skipping.sleep(timedelta(hours=3, minutes=5))
+    status = await _ended(harness, "journey/night/c-1")
 
     step = status.steps[0]
     assert step.outcome == "accepted"
@@ -86,8 +91,9 @@ steps:
 """)
     add_customer(harness.engine, "c-1")
     await harness.fire("promo", "c-1")
-    first = await harness.finish("journey/promo-a/c-1")
-    second = await harness.finish("journey/promo-b/c-1")
+    await time_skipping.sleep(timedelta(hours=2))
+    first = await _ended(harness, "journey/promo-a/c-1")
+    second = await _ended(harness, "journey/promo-b/c-1")
 
     outcomes = sorted(s.outcome for s in [*first.steps, *second.steps] if s.type == "send")
     assert outcomes == ["accepted", "accepted", "accepted", "suppressed"]
@@ -97,5 +103,14 @@ steps:
 
     await time_skipping.sleep(timedelta(days=1))
     await harness.fire("promo", "c-1")
-    third = await harness.finish("journey/promo-a/c-1")
+    await time_skipping.sleep(timedelta(hours=2))
+    third = await _ended(harness, "journey/promo-a/c-1")
     assert [s.outcome for s in third.steps if s.type == "send"] == ["accepted", "accepted"]
+
+
+async def _ended(harness: Harness, run: str) -> RunStatus:
+    # Time is moved by explicit sleeps; the run's end is then read by query.
+    async def ended() -> RunStatus | None:
+        status = await harness.status(run)
+        return status if status.state != "running" else None
+    return await eventually(ended, message=f"{run} ended")

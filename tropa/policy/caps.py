@@ -35,8 +35,8 @@ def cap_reached(session: Session, *, customer_id: str, channel: str, category: s
 
 
 def lock_customer(session: Session, customer_id: str) -> None:
-    """Serialise cap checks of one customer on PostgreSQL, so two journeys sending at once
-    cannot both take the last slot (SQLite serialises writers anyway)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(sa.text("SELECT pg_advisory_xact_lock(hashtext(:c))")  # type: ignore[call-overload]
-                     .bindparams(c=customer_id))
+    """Serialise cap checks of one customer, so two journeys sending at the same moment
+    cannot both take the last slot: a no-op UPDATE of the customer row takes SQLite's write
+    lock, or PostgreSQL's row lock, before the count."""
+    session.exec(sa.text("UPDATE customers SET updated_at = updated_at WHERE id = :c")  # type: ignore[call-overload]
+                 .bindparams(c=customer_id))
