@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.journeys import publish_yaml
@@ -31,6 +33,7 @@ class Harness:
         self.router = router
         self.catalogue = catalogue
         self._n = 0
+        self.started: set[str] = set()
 
     def publish(self, text: str) -> str:
         version = publish_yaml(self.engine, text)
@@ -40,9 +43,20 @@ class Harness:
     async def fire(self, type_: str, customer_id: str, data: dict[str, Any] | None = None,
                    event_id: str | None = None) -> Routed:
         self._n += 1
-        return await self.router.ingest(EventIn(
+        routed = await self.router.ingest(EventIn(
             event_id=event_id or f"evt-{self._n}-{type_}", type=type_, customer_id=customer_id,
             occurred_at=datetime.now(UTC), data=data or {}))
+        self.started.update(routed.started)
+        return routed
+
+    async def end_leftovers(self) -> None:
+        """Terminate runs a test left waiting: on the shared time-skipping server a run
+        without a worker would hold the clock back for every later test."""
+        for workflow_id in self.started:
+            with contextlib.suppress(RPCError):
+                description = await self.handle(workflow_id).describe()
+                if description.status == WorkflowExecutionStatus.RUNNING:
+                    await self.handle(workflow_id).terminate(reason="test finished")
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(workflow_id)
@@ -67,4 +81,8 @@ async def running(env: WorkflowEnvironment, engine: sa.Engine, settings: Setting
     catalogue = JourneyCatalogue(engine, max_age_seconds=0)
     router = EventRouter(engine, env.client, catalogue, task_queue)
     async with build_worker(env.client, settings, engine, task_queue=task_queue):
-        yield Harness(env, engine, router, catalogue)
+        harness = Harness(env, engine, router, catalogue)
+        try:
+            yield harness
+        finally:
+            await harness.end_leftovers()
