@@ -17,7 +17,7 @@ from tests.support.waiting import eventually
 from tropa.settings import Settings
 from tropa.store.db import session_scope
 from tropa.store.models import Message
-from tropa.worker.worker import build_worker
+from tropa.worker.worker import workers_running
 
 YAML = {"Content-Type": "application/yaml"}
 
@@ -46,7 +46,7 @@ def log_message(engine: sa.Engine, run: dict[str, Any], step_id: str) -> None:
 async def api(dev_server: WorkflowEnvironment, any_engine: sa.Engine, settings: Settings,
               task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
     app = make_app(dev_server.client, any_engine, settings, task_queue)
-    async with build_worker(dev_server.client, settings, any_engine, task_queue=task_queue), \
+    async with workers_running(dev_server.client, settings, any_engine, task_queue=task_queue), \
             api_client(app, make_key(any_engine)) as client:
         yield client
 

@@ -18,7 +18,7 @@ from tropa.dsl.plan import RunStatus
 from tropa.services.api_keys import SCOPES, create_key
 from tropa.settings import Settings
 from tropa.store.db import session_scope
-from tropa.worker.worker import build_worker
+from tropa.worker.worker import workers_running
 from tropa.workflows.journey_run import JourneyRun
 
 JOURNEY = """
@@ -76,7 +76,7 @@ async def test_journey_over_http_stops_on_exit_event(
     assert customer.status_code == 200
     assert customer.json()["phone"] == "+79167654321"
 
-    async with build_worker(dev_server.client, settings, engine, task_queue=task_queue):
+    async with workers_running(dev_server.client, settings, engine, task_queue=task_queue):
         fired = await api.post("/v1/events", json=event("e-1", "signup", "c-42"))
         assert fired.status_code == 202
         assert fired.json()["started"] == ["journey/welcome-chain/c-42"]
@@ -118,7 +118,8 @@ async def _ids(env: WorkflowEnvironment, query: str) -> list[str]:
 
 async def test_journey_errors_come_back_with_line_and_column(api: httpx.AsyncClient) -> None:
     bad = "journey: broken\ntrigger: {event: e}\nsteps:\n  - wait: 1hh\n  - sned: {}\n"
-    response = await api.post("/v1/journeys", content=bad, headers={"Content-Type": "application/yaml"})
+    response = await api.post("/v1/journeys", content=bad,
+                              headers={"Content-Type": "application/yaml"})
     assert response.status_code == 422
     problems = response.json()["problems"]
     assert [(p["line"], p["column"]) for p in problems] == [(4, 11), (5, 5)]

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import SandboxServer
 from tests.support.harness import Harness, running
 from tests.support.journeys import add_customer
+from tests.support.waiting import eventually
 from tropa.settings import Settings
 from tropa.store.models import Customer, Message
 
@@ -253,3 +254,26 @@ async def test_runs_carry_search_attributes_without_personal_data(harness: Harne
                      "TropaStep": "end:completed"}
     assert described.memo is None or await described.memo() == {}
     assert "+7916" not in str(attrs) and "@" not in str(attrs)
+
+
+async def test_exit_event_during_a_send_stops_before_the_next_step(
+        harness: Harness, sandbox: SandboxServer) -> None:
+    from tropa.sandbox.state import Faults
+
+    harness.publish("journey: slow-send\ntrigger: {event: go}\nexit_on: [stop]\n"
+                    "settings: {category: service}\nsteps:\n"
+                    "  - send: {channel: sms, text: first}\n  - wait: 1h\n"
+                    "  - send: {channel: sms, text: second}\n")
+    add_customer(harness.engine, "c-9")
+    sandbox.box.faults = Faults(slow_seconds=1.5)
+    await harness.fire("go", "c-9")
+    await eventually(lambda: len(sandbox.box.calls) >= 1, message="the provider call began")
+
+    await harness.fire("stop", "c-9")
+    status = await harness.finish("journey/slow-send/c-9")
+
+    assert status.state == "exited"
+    assert [r.step_id for r in status.steps] == ["1-send"]
+    # the provider call already under way completes; nothing after it is sent
+    await eventually(lambda: sandbox.sent(), message="the slow provider answered")
+    assert [m["text"] for m in sandbox.sent()] == ["first"]

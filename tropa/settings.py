@@ -121,10 +121,10 @@ class DeliverySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TROPA_DELIVERY_")
 
     channel_queues: bool = Field(
-        default=False,
+        default=True,
         description="Deliver each channel on its own task queue `<queue>-<channel>`, served by "
         "a channel worker whose server-side rate limit caps mass messages on that channel. "
-        "Needs the channel workers running (tropa.delivery.workers)")
+        "Every `tropa worker` and `tropa dev` runs the channel workers too")
     rates: dict[str, float] = Field(
         default_factory=lambda: {"sms": 20.0, "email": 50.0, "whatsapp": 20.0,
                                  "telegram": 25.0, "push": 100.0, "voice": 2.0},

@@ -12,7 +12,6 @@ from temporalio.testing import WorkflowEnvironment
 from tests.support.harness import Harness, running
 from tests.support.servers import serve
 from tropa.api.main import create_app
-from tropa.delivery.workers import channel_workers
 from tropa.settings import Settings
 from tropa.store.models import Message
 
@@ -20,14 +19,12 @@ from tropa.store.models import Message
 @asynccontextmanager
 async def delivering(env: WorkflowEnvironment, engine: sa.Engine, settings: Settings,
                      task_queue: str, *, receipts: bool = False) -> AsyncIterator[Harness]:
-    """The journey worker, a worker per channel queue, and the API when receipts are on."""
+    """The journey and channel workers, and the API when receipts are on."""
     settings.delivery.channel_queues = True
     async with AsyncExitStack() as stack:
         if receipts:
             url = stack.enter_context(serve(create_app(settings, engine, env.client)))
             settings.delivery.receipts_base_url = url
-        for worker in channel_workers(env.client, settings, engine, task_queue=task_queue):
-            await stack.enter_async_context(worker)
         harness = await stack.enter_async_context(running(env, engine, settings, task_queue))
         yield harness
 

@@ -18,7 +18,7 @@ from tropa.dsl.plan import EventIn, RunStatus
 from tropa.services.events import EventRouter, Routed
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
-from tropa.worker.worker import build_worker
+from tropa.worker.worker import workers_running
 from tropa.workflows.journey_run import JourneyRun
 
 
@@ -77,10 +77,10 @@ class Harness:
 @asynccontextmanager
 async def running(env: WorkflowEnvironment, engine: sa.Engine, settings: Settings,
                   task_queue: str) -> AsyncIterator[Harness]:
-    """A worker polling `task_queue` for the length of the block."""
+    """The journey and channel workers polling `task_queue` for the length of the block."""
     catalogue = JourneyCatalogue(engine, max_age_seconds=0)
     router = EventRouter(engine, env.client, catalogue, task_queue)
-    async with build_worker(env.client, settings, engine, task_queue=task_queue):
+    async with workers_running(env.client, settings, engine, task_queue=task_queue):
         harness = Harness(env, engine, router, catalogue)
         try:
             yield harness

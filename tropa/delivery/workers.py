@@ -47,14 +47,11 @@ async def run_all(settings: Settings) -> None:
     """The journey worker and every channel worker, until SIGTERM or SIGINT."""
     from tropa.worker.stack import open_database
     from tropa.worker.temporal_client import connect
-    from tropa.worker.worker import build_worker
+    from tropa.worker.worker import build_workers
 
     settings.delivery.channel_queues = True  # this process serves the channel queues
     client = await connect(settings.temporal)
-    engine = open_database(settings)
-    queue = settings.temporal.task_queue
-    workers = [build_worker(client, settings, engine, task_queue=queue),
-               *channel_workers(client, settings, engine, task_queue=queue)]
+    workers = build_workers(client, settings, open_database(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -69,12 +69,14 @@ class Sandbox:
     def accept(self, channel: str, key: str | None, payload: dict[str, Any],
                callback: str | None = None) -> Verdict:
         """Record the call, apply faults, deduplicate by key, keep the message."""
+        with self.lock:
+            # The call is on record as soon as it arrives, so a watcher sees sends in flight.
+            self.calls.append({"channel": channel, "to": payload.get("to"), "key": key,
+                               "at": datetime.now(UTC).isoformat()})
         delay = self.faults.slow_seconds
         if delay > 0:
             time.sleep(delay)  # a slow provider, as the admin asked for
         with self.lock:
-            self.calls.append({"channel": channel, "to": payload.get("to"), "key": key,
-                               "at": datetime.now(UTC).isoformat()})
             faults = self.faults
             if faults.down:
                 return Verdict("down", "unavailable")

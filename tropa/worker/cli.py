@@ -51,16 +51,9 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _worker(_args: argparse.Namespace) -> int:
-    from tropa.worker.stack import open_database
-    from tropa.worker.temporal_client import connect
-    from tropa.worker.worker import build_worker
+    from tropa.delivery.workers import run_all
 
-    async def run() -> None:
-        settings = get_settings()
-        client = await connect(settings.temporal)
-        await build_worker(client, settings, open_database(settings)).run()
-
-    asyncio.run(run())
+    asyncio.run(run_all(get_settings()))
     return 0
 
 

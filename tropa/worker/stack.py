@@ -24,7 +24,7 @@ from tropa.settings import Settings
 from tropa.store.db import make_engine, migrate, session_scope
 from tropa.worker.devserver import register_search_attributes, start_dev_server, wait_for_port
 from tropa.worker.temporal_client import connect
-from tropa.worker.worker import build_worker
+from tropa.worker.worker import build_workers
 
 log = get_logger("stack")
 
@@ -89,7 +89,7 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         engine = open_database(settings)
         key = development_key(settings, engine)
         published = publish_examples(engine, examples) if examples else []
-        worker = build_worker(client, settings, engine)
+        workers = build_workers(client, settings, engine)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
         sandbox = server(create_sandbox_app(), settings.sandbox.host, settings.sandbox.port)
         _banner(settings, key, published)
@@ -97,13 +97,13 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        tasks = [asyncio.create_task(worker.run()), asyncio.create_task(api.serve()),
+        tasks = [*(asyncio.create_task(w.run()) for w in workers), asyncio.create_task(api.serve()),
                  asyncio.create_task(sandbox.serve())]
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
         print("\nStopping Tropa ...", flush=True)
         api.should_exit = sandbox.should_exit = True
-        await worker.shutdown()
+        await asyncio.gather(*(w.shutdown() for w in workers))
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
             if task is not stopped and task.exception() is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
@@ -13,8 +15,9 @@ async def connect(settings: TemporalSettings, address: str | None = None) -> Cli
     """A client with Tropa's data converter, configured from settings."""
     tls: TLSConfig | bool = False
     if settings.tls_cert_path and settings.tls_key_path:
-        with open(settings.tls_cert_path, "rb") as cert, open(settings.tls_key_path, "rb") as key:
-            tls = TLSConfig(client_cert=cert.read(), client_private_key=key.read())
+        # Read once at start-up, before any work is scheduled on the loop.
+        tls = TLSConfig(client_cert=Path(settings.tls_cert_path).read_bytes(),  # noqa: ASYNC240
+                        client_private_key=Path(settings.tls_key_path).read_bytes())  # noqa: ASYNC240
     elif settings.tls or settings.api_key:
         tls = True
     return await Client.connect(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import sqlalchemy as sa
@@ -42,3 +44,27 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
     )
+
+
+def build_workers(client: Client, settings: Settings, engine: sa.Engine, *,
+                  task_queue: str | None = None) -> list[Worker]:
+    """Everything one worker process serves: journeys, and each channel's delivery queue
+    when deliveries go through channel queues (the default)."""
+    from tropa.delivery.workers import channel_workers
+
+    queue = task_queue or settings.temporal.task_queue
+    workers = [build_worker(client, settings, engine, task_queue=queue)]
+    if settings.delivery.channel_queues:
+        workers += channel_workers(client, settings, engine, task_queue=queue)
+    return workers
+
+
+@asynccontextmanager
+async def workers_running(client: Client, settings: Settings, engine: sa.Engine, *,
+                          task_queue: str | None = None) -> AsyncIterator[list[Worker]]:
+    """Run `build_workers` for the length of the block."""
+    async with AsyncExitStack() as stack:
+        workers = build_workers(client, settings, engine, task_queue=task_queue)
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield workers

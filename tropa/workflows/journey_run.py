@@ -57,6 +57,7 @@ class JourneyRun:
         self._current: str | None = None
         self._state = "running"
         self._outputs: dict[str, Any] = {}
+        self._stopping = False
         self._sender = Sender()
 
     @workflow.signal(name="event")
@@ -89,12 +90,17 @@ class JourneyRun:
         self._input = inp
         body = asyncio.ensure_future(self._walk(inp.plan.steps))
         watcher = asyncio.ensure_future(self._watch_exit(inp.plan.exit_on))
-        await workflow.wait([body, watcher], return_when=asyncio.FIRST_COMPLETED)
-        if watcher.done() and not body.done():
-            body.cancel()
-            self._finish_current("exited", watcher.result())
+        try:
+            await workflow.wait([body, watcher], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Cancelled by an operator: stop the steps too, record it, end as cancelled.
+            watcher.cancel()
+            await self._stop(body, "cancelled", "cancelled by an operator")
             self._state = "exited"
-            await asyncio.gather(body, return_exceptions=True)
+            raise
+        if watcher.done() and not body.done():
+            await self._stop(body, "exited", watcher.result())
+            self._state = "exited"
         else:
             watcher.cancel()
             try:
@@ -117,8 +123,21 @@ class JourneyRun:
                         return f"exit_on {event.type}"
             seen = len(self._events)
 
+    async def _stop(self, body: asyncio.Future[None], outcome: str, detail: str) -> None:
+        """End the steps: cancel what is in flight and let no further step begin.
+
+        An activity that completes while its cancellation is being delivered returns its
+        result instead of raising, so cancelling the task alone would let the walk go on;
+        the flag stops it at the next step boundary."""
+        self._stopping = True
+        body.cancel()
+        self._finish_current(outcome, detail)
+        await asyncio.gather(body, return_exceptions=True)
+
     async def _walk(self, steps: list[PlanStep]) -> None:
         for step in steps:
+            if self._stopping:
+                return
             await self._step(step)
 
     async def _step(self, step: PlanStep) -> None:
