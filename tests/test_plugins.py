@@ -15,21 +15,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI, Request, Response
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import BIN
 from tests.support.harness import running
 from tests.support.journeys import add_customer
 from tests.support.servers import serve
+from tests.support.temporal import time_skipping_server
 from tropa.dsl.compiler import compile_journey
 from tropa.errors import JourneyInvalid
 from tropa.settings import Settings
 from tropa.steps.registry import ENTRY_POINT_GROUP, build_registry, registry
 from tropa.ui_schema import journey_schema
-from tropa.workflows import search_attributes as sa_keys
 
 VIP = """
 journey: vip-alert
@@ -74,15 +70,7 @@ async def own_time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     Runs that earlier tests leave behind on the session's server (their workers gone) can
     hold its clock still, so a wait here would never end; a fresh server has none.
     """
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                           for k in sa_keys.ALL}))
-    async with env:
+    async with time_skipping_server() as env:
         yield env
 
 

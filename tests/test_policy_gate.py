@@ -10,32 +10,21 @@ import pytest
 import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-
-from tests.conftest import BIN, SandboxServer
+from tests.conftest import SandboxServer
 from tests.support.delivery import delivering, messages
 from tests.support.harness import Harness
 from tests.support.journeys import add_customer
+from tests.support.temporal import time_skipping_server
 from tests.support.waiting import eventually
 from tropa.dsl.plan import RunStatus
 from tropa.settings import Settings
-from tropa.workflows import search_attributes as sa_keys
 
 
 @pytest.fixture(scope="module")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     """A test server of this module's own: runs other modules leave behind (with timers and
     no worker) would otherwise hold the shared server's clock when these tests move it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter)
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                           for k in sa_keys.ALL}))
-    async with env:
+    async with time_skipping_server() as env:
         yield env
 
 

@@ -8,24 +8,18 @@ The saved history must keep replaying with every later interpreter version.
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
 from tests.support.harness import running
 from tests.support.journeys import add_customer
 from tests.support.servers import serve
+from tests.support.temporal import time_skipping_server
 from tropa.sandbox.app import create_sandbox_app
 from tropa.settings import Settings
 from tropa.store.db import make_engine, migrate
-from tropa.workflows import search_attributes as sa_keys
 
 HERE = Path(__file__).parent
 JOURNEY = """
@@ -55,21 +49,14 @@ steps:
 
 
 async def main() -> None:
-    bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp, serve(create_sandbox_app()) as sandbox_url:
         url = f"sqlite:///{tmp}/tropa.db"
         migrate(url)
         engine = make_engine(url)
         settings = Settings(data_dir=Path(tmp))
         settings.providers.sms_url = settings.providers.email_url = sandbox_url
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=str(bin_dir / "temporal-test-server"),
-            data_converter=pydantic_data_converter)
-        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                               for k in sa_keys.ALL}))
-        async with env, running(env, engine, settings, f"tq-{uuid.uuid4()}") as h:
+        async with time_skipping_server() as env, \
+                running(env, engine, settings, f"tq-{uuid.uuid4()}") as h:
             h.publish(JOURNEY)
             add_customer(engine, "c-replay")
             await h.fire("cart.updated", "c-replay", {"cart_id": "k1"})
