@@ -125,7 +125,7 @@ async def test_journey_lifecycle_with_run_counts_pause_rule_and_runs(
     assert [(m["step_id"], m["channel"], m["status"]) for m in messages] == [
         ("3-send", "sms", "accepted")]
     assert "recipient" not in messages[0] and "text" not in messages[0]
-    assert run["ui_url"] == (f"{settings.temporal.ui_url}/namespaces/default/workflows/"
+    assert run["ui_url"] == (f"{settings.temporal.web_ui()}/namespaces/default/workflows/"
                              f"journey%2F{name}%2F{a2}")
 
     async def listed(path: str, n: int) -> list[dict[str, Any]] | None:

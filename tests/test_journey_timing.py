@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +15,7 @@ from tests.conftest import SandboxServer
 from tests.support.harness import Harness, running
 from tests.support.journeys import add_customer
 from tests.support.waiting import eventually
+from tropa.dsl.plan import EventIn
 from tropa.settings import Settings
 from tropa.store.models import Customer, Message
 
@@ -252,7 +253,8 @@ async def test_runs_carry_search_attributes_without_personal_data(harness: Harne
     attrs = {k.name: v for k, v in described.typed_search_attributes}
     assert attrs == {"TropaJourney": "sa", "TropaCustomer": "c-42", "TropaVersion": version,
                      "TropaStep": "end:completed"}
-    assert described.memo is None or await described.memo() == {}
+    memo = await described.memo()
+    assert list(memo) == ["trigger_event_id"]  # the event id only: no name, phone, email
     assert "+7916" not in str(attrs) and "@" not in str(attrs)
 
 
@@ -277,3 +279,24 @@ async def test_exit_event_during_a_send_stops_before_the_next_step(
     # the provider call already under way completes; nothing after it is sent
     await eventually(lambda: sandbox.sent(), message="the slow provider answered")
     assert [m["text"] for m in sandbox.sent()] == ["first"]
+
+
+async def test_repeating_a_restart_trigger_event_does_not_restart_its_run(
+        harness: Harness, sandbox: SandboxServer) -> None:
+    harness.publish(CART)
+    add_customer(harness.engine, "c-10")
+    data = {"cart_id": "k5", "cart_url": "u"}
+    first = await harness.fire("cart.updated", "c-10", data, event_id="cart-evt-1")
+    run_id = (await harness.handle(first.started[0]).describe()).run_id
+    # A client whose first request failed after the start sends the same event again;
+    # the router routes it again (it was never marked routed) and must not restart the run.
+    await harness.router.route(first_event("cart-evt-1", "c-10", data), {})
+    assert (await harness.handle(first.started[0]).describe()).run_id == run_id
+    # a new event for the same cart does restart it
+    await harness.fire("cart.updated", "c-10", data, event_id="cart-evt-2")
+    assert (await harness.handle(first.started[0]).describe()).run_id != run_id
+
+
+def first_event(event_id: str, customer_id: str, data: dict[str, object]) -> EventIn:
+    return EventIn(event_id=event_id, type="cart.updated", customer_id=customer_id,
+                   occurred_at=datetime.now(UTC), data=data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -25,12 +24,17 @@ class TemporalSettings(BaseSettings):
     tls: bool = Field(default=False, description="Use TLS (always on when an API key is set)")
     tls_cert_path: str = Field(default="", description="Client certificate (PEM) for mTLS")
     tls_key_path: str = Field(default="", description="Client private key (PEM) for mTLS")
-    api_key: str = Field(default="", description="Temporal Cloud API key")
+    api_key: SecretStr = Field(default=SecretStr(""), description="Temporal Cloud API key")
     ui_url: str = Field(
-        default="http://localhost:8233", description="Temporal Web UI base, for links to runs"
+        default="", description="Temporal Web UI base, for links to runs; empty means the "
+        "embedded dev server's UI (http://localhost:<dev_ui_port>)"
     )
     dev_port: int = Field(default=7233, description="Port of the embedded dev server frontend")
     dev_ui_port: int = Field(default=8233, description="Port of the embedded dev server Web UI")
+
+    def web_ui(self) -> str:
+        """Where the Web UI is: the configured URL or the embedded server's."""
+        return self.ui_url or f"http://localhost:{self.dev_ui_port}"
 
 
 class DatabaseSettings(BaseSettings):

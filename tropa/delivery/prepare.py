@@ -127,8 +127,8 @@ class Preparer:
 
     def _whatsapp(self, call: StepCall, customer: Customer, context: dict[str, Any],
                   now: datetime) -> dict[str, Any]:
-        last = customer.attributes.get("whatsapp_last_inbound_at")
-        window_open = bool(last) and now - datetime.fromisoformat(str(last)) < WHATSAPP_WINDOW
+        window_open = _within(customer.attributes.get("whatsapp_last_inbound_at"), now,
+                              WHATSAPP_WINDOW)
         return {"template": call.params.get("template"),
                 "params": [render(str(p), context) for p in call.params.get("template_params")
                            or []],
@@ -201,3 +201,15 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, ContactInvalid):
         return "invalid_recipient"
     return "template_error"
+
+
+def _within(value: Any, now: datetime, window: timedelta) -> bool:
+    """Whether a stored ISO timestamp lies within `window` before `now`; a missing,
+    unreadable or zone-less value counts as outside (the safe answer: a template is used)."""
+    try:
+        moment = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return False
+    if moment is None or moment.tzinfo is None:
+        return False
+    return now - moment < window

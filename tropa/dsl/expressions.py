@@ -24,11 +24,14 @@ def _date_filter(value: Any, fmt: str = "%d.%m.%Y") -> str:
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime | date):
         return value.strftime(fmt)
-    raise ValueError(f"`date` needs a date or an ISO timestamp, got {value!r}")
+    raise ExpressionError(f"`date` needs a date or an ISO timestamp, got {value!r}")
 
 
 def _money_filter(value: Any, currency: str = "") -> str:
-    amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    except ArithmeticError as exc:
+        raise ExpressionError(f"`money` needs a number, got {value!r}") from exc
     text = f"{amount:,.2f}".replace(",", " ")
     return f"{text} {currency}".strip()
 
@@ -96,6 +99,12 @@ def render(source: str, context: dict[str, Any]) -> str:
         raise ExpressionError(f"template refused by the sandbox: {exc}") from exc
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"template does not parse: {exc.message}") from exc
+    except ExpressionError:
+        raise
+    except Exception as exc:
+        # Data the template did not expect (a text where a number belongs, say): retrying
+        # cannot help, so it is a content error like the others.
+        raise ExpressionError(f"template failed on this data: {type(exc).__name__}: {exc}") from exc
 
 
 def evaluate(condition: str, context: dict[str, Any]) -> bool:
@@ -109,3 +118,8 @@ def evaluate(condition: str, context: dict[str, Any]) -> bool:
         return False
     except SecurityError as exc:
         raise ExpressionError(f"condition refused by the sandbox: {exc}") from exc
+    except ExpressionError:
+        raise
+    except Exception as exc:
+        raise ExpressionError(
+            f"condition failed on this data: {type(exc).__name__}: {exc}") from exc

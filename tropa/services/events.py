@@ -33,6 +33,9 @@ from tropa.workflows.journey_run import JourneyRun
 
 log = get_logger("events")
 CLAIM_TIMEOUT = timedelta(seconds=30)
+# The memo holds the trigger's event id (never personal data), so a repeated event is
+# recognised by the run it already started.
+TRIGGER_MEMO = "trigger_event_id"
 
 _START_POLICIES = {
     "restart": (WorkflowIDConflictPolicy.TERMINATE_EXISTING, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
@@ -141,8 +144,10 @@ class EventRouter:
                    "steps": {}, "journey": {}}
         triggered: set[str] = set()
         for plan in catalogue.triggers.get(event.type, []):
-            triggered.add(plan.journey)
-            await self._trigger(plan, event, context, routed)
+            # A journey that started a run from this event does not also get it as a
+            # signal; one whose trigger was skipped does (its run in flight may wait for it).
+            if await self._trigger(plan, event, context, routed):
+                triggered.add(plan.journey)
         for plan in catalogue.listeners.get(event.type, []):
             if plan.journey not in triggered:
                 await self._signal(plan, event, routed)
@@ -151,39 +156,68 @@ class EventRouter:
         return routed
 
     async def _trigger(self, plan: Plan, event: EventIn, context: dict[str, Any],
-                       routed: Routed) -> None:
+                       routed: Routed) -> bool:
+        """Start a run of `plan` for this event; False when the trigger was skipped."""
         context = {**context, "journey": {"name": plan.journey, "version": plan.version}}
         try:
             if plan.trigger.where and not evaluate(plan.trigger.where, context):
                 routed.skipped.append({"journey": plan.journey, "reason": "where is false"})
-                return
+                return False
             key = render(plan.trigger.key, context).strip() if plan.trigger.key else None
         except ExpressionError as exc:
             routed.skipped.append({"journey": plan.journey, "reason": str(exc)})
-            return
+            return False
         workflow_id = run_id_for(plan, event.customer_id, key, event.event_id)
-        conflict, reuse = _START_POLICIES[plan.re_entry]
+        # Listeners are looked up in ActiveRun, so the row exists before the run can wait:
+        # an exit event arriving right after the start then finds it.
+        remembered = await run_in_threadpool(self._remember_run, workflow_id, plan,
+                                             event.customer_id)
         try:
-            await self._client.start_workflow(
-                JourneyRun.run,
-                RunInput(plan=plan, customer_id=event.customer_id, trigger_event=event),
-                id=workflow_id,
-                task_queue=self._task_queue,
-                id_conflict_policy=conflict,
-                id_reuse_policy=reuse,
-                search_attributes=TypedSearchAttributes([
-                    SearchAttributePair(sa_keys.JOURNEY, plan.journey),
-                    SearchAttributePair(sa_keys.CUSTOMER, event.customer_id),
-                    SearchAttributePair(sa_keys.VERSION, plan.version),
-                    SearchAttributePair(sa_keys.STEP, "start"),
-                ]),
-            )
+            if plan.re_entry == "restart":
+                await self._restart(plan, event, workflow_id)
+            else:
+                await self._start(plan, event, workflow_id, *_START_POLICIES[plan.re_entry])
         except WorkflowAlreadyStartedError:
+            if remembered:
+                await run_in_threadpool(self._forget_run, workflow_id)
             routed.skipped.append({"journey": plan.journey,
                                    "reason": f"re_entry {plan.re_entry}: a run exists"})
-            return
-        await run_in_threadpool(self._remember_run, workflow_id, plan, event.customer_id)
+            return False
         routed.started.append(workflow_id)
+        return True
+
+    async def _restart(self, plan: Plan, event: EventIn, workflow_id: str) -> None:
+        """Start, replacing a run in flight, unless that run came from this very event (a
+        client repeating an event whose first routing failed half-way)."""
+        try:
+            await self._start(plan, event, workflow_id, WorkflowIDConflictPolicy.FAIL,
+                              WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+            return
+        except WorkflowAlreadyStartedError:
+            pass
+        description = await self._client.get_workflow_handle(workflow_id).describe()
+        memo = await description.memo()
+        if memo.get(TRIGGER_MEMO) == event.event_id:
+            return
+        await self._start(plan, event, workflow_id, *_START_POLICIES["restart"])
+
+    async def _start(self, plan: Plan, event: EventIn, workflow_id: str,
+                     conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy) -> None:
+        await self._client.start_workflow(
+            JourneyRun.run,
+            RunInput(plan=plan, customer_id=event.customer_id, trigger_event=event),
+            id=workflow_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=conflict,
+            id_reuse_policy=reuse,
+            memo={TRIGGER_MEMO: event.event_id},
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa_keys.JOURNEY, plan.journey),
+                SearchAttributePair(sa_keys.CUSTOMER, event.customer_id),
+                SearchAttributePair(sa_keys.VERSION, plan.version),
+                SearchAttributePair(sa_keys.STEP, "start"),
+            ]),
+        )
 
     async def _signal(self, plan: Plan, event: EventIn, routed: Routed) -> None:
         if plan.trigger.key is None and plan.re_entry != "parallel":
@@ -206,14 +240,20 @@ class EventRouter:
             return list(session.exec(select(ActiveRun.workflow_id).where(
                 ActiveRun.journey == journey, ActiveRun.customer_id == customer_id)))
 
-    def _remember_run(self, workflow_id: str, plan: Plan, customer_id: str) -> None:
+    def _remember_run(self, workflow_id: str, plan: Plan, customer_id: str) -> bool:
+        """Index a keyed or parallel run; True when this call added the row."""
         # Only keyed and parallel runs need it: the others have IDs the router can compute.
         if plan.trigger.key is None and plan.re_entry != "parallel":
-            return
-        with session_scope(self._engine) as session:
-            if session.get(ActiveRun, workflow_id) is None:
+            return False
+        try:
+            with session_scope(self._engine) as session:
+                if session.get(ActiveRun, workflow_id) is not None:
+                    return False
                 session.add(ActiveRun(workflow_id=workflow_id, journey=plan.journey,
                                       customer_id=customer_id))
+        except IntegrityError:
+            return False  # another request indexed it at the same moment
+        return True
 
     def _forget_run(self, workflow_id: str) -> None:
         with session_scope(self._engine) as session:

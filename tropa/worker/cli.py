@@ -25,6 +25,18 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"{path}: error: no such file", file=sys.stderr)
             failed += 1
             continue
+        except IsADirectoryError:
+            print(f"{path}: error: a folder; name the files, e.g. {path}/*.yaml", file=sys.stderr)
+            failed += 1
+            continue
+        except UnicodeDecodeError:
+            print(f"{path}: error: not UTF-8 text; save the journey as UTF-8", file=sys.stderr)
+            failed += 1
+            continue
+        except OSError as exc:
+            print(f"{path}: error: cannot read: {exc.strerror}", file=sys.stderr)
+            failed += 1
+            continue
         except JourneyInvalid as exc:
             print(exc, file=sys.stderr)
             count = len(exc.problems)

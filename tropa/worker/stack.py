@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from tropa.api.main import create_app
+from tropa.dsl.compiler import compile_journey
 from tropa.errors import JourneyInvalid
 from tropa.logs import get_logger
 from tropa.sandbox.app import create_sandbox_app
@@ -22,6 +23,7 @@ from tropa.services import journeys
 from tropa.services.api_keys import SCOPES, ensure_key
 from tropa.settings import Settings
 from tropa.store.db import make_engine, migrate, session_scope
+from tropa.store.models import Journey
 from tropa.worker.devserver import register_search_attributes, start_dev_server, wait_for_port
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
@@ -52,11 +54,17 @@ def development_key(settings: Settings, engine: sa.Engine) -> str:
 
 
 def publish_examples(engine: sa.Engine, folder: Path) -> list[str]:
-    """Store and publish every journey in `folder`; report the ones that do not validate."""
+    """Publish the journeys in `folder` that Tropa does not have yet.
+
+    A journey already stored is left as it is: a marketer may have paused it or published
+    a newer version, and a restart must not undo that."""
     published = []
     for path in sorted(folder.glob("*.yaml")):
         try:
             with session_scope(engine) as session:
+                name = compile_journey(path.read_text(), str(path)).journey
+                if session.get(Journey, name) is not None:
+                    continue
                 row = journeys.create_version(session, path.read_text(), str(path))
                 journeys.publish(session, row.journey, row.version)
                 published.append(f"{row.journey}@{row.version}")
@@ -70,7 +78,9 @@ def server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     """A uvicorn server that leaves signal handling to the stack."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     srv = uvicorn.Server(config)
-    srv.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn would take SIGINT for itself and re-raise it after its own shutdown; the
+    # stack stops every part in order instead.
+    srv.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     return srv
 
 
@@ -89,6 +99,9 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         engine = open_database(settings)
         key = development_key(settings, engine)
         published = publish_examples(engine, examples) if examples else []
+        if not settings.delivery.receipts_base_url:
+            # The sandbox posts delivery receipts back to this API, as a provider would.
+            settings.delivery.receipts_base_url = f"http://{settings.api.host}:{settings.api.port}"
         workers = build_workers(client, settings, engine)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
         sandbox = server(create_sandbox_app(), settings.sandbox.host, settings.sandbox.port)
@@ -123,7 +136,7 @@ def _banner(settings: Settings, key: str, published: list[str]) -> None:
         "",
         "Tropa is running. Ctrl-C stops everything.",
         f"  API docs (OpenAPI):   {api}/docs",
-        f"  Temporal Web UI:      {settings.temporal.ui_url}",
+        f"  Temporal Web UI:      {settings.temporal.web_ui()}",
         f"  Sandbox providers:    http://{settings.sandbox.host}:{settings.sandbox.port}"
         "/sandbox/messages",
         f"  Development API key:  {key}   (header X-API-Key)",

@@ -18,12 +18,12 @@ async def connect(settings: TemporalSettings, address: str | None = None) -> Cli
         # Read once at start-up, before any work is scheduled on the loop.
         tls = TLSConfig(client_cert=Path(settings.tls_cert_path).read_bytes(),  # noqa: ASYNC240
                         client_private_key=Path(settings.tls_key_path).read_bytes())  # noqa: ASYNC240
-    elif settings.tls or settings.api_key:
+    elif settings.tls or settings.api_key.get_secret_value():
         tls = True
     return await Client.connect(
         address or settings.address or f"127.0.0.1:{settings.dev_port}",
         namespace=settings.namespace,
-        api_key=settings.api_key or None,
+        api_key=settings.api_key.get_secret_value() or None,
         tls=tls,
         data_converter=pydantic_data_converter,
     )

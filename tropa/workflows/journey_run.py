@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from tropa.delivery.models import ReceiptSignal
     from tropa.dsl.durations import parse_duration
     from tropa.dsl.plan import (
         EventIn,
@@ -29,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepResult,
     )
-    from tropa.delivery.models import ReceiptSignal
     from tropa.workflows import search_attributes as sa
     from tropa.workflows.inputs import EvaluateInput, NextLocalTimeInput
     from tropa.workflows.sending import Sender
@@ -97,6 +97,8 @@ class JourneyRun:
             watcher.cancel()
             await self._stop(body, "cancelled", "cancelled by an operator")
             self._state = "exited"
+            self._current = None
+            workflow.upsert_search_attributes([sa.STEP.value_set("end:cancelled")])
             raise
         if watcher.done() and not body.done():
             await self._stop(body, "exited", watcher.result())
@@ -116,7 +118,7 @@ class JourneyRun:
     async def _watch_exit(self, rules: list[ExitRule]) -> str:
         seen = 0
         while True:
-            await workflow.wait_condition(lambda: len(self._events) > seen)
+            await workflow.wait_condition(lambda seen=seen: len(self._events) > seen)
             for event in self._events[seen:]:
                 for rule in rules:
                     if rule.event == event.type and await self._holds(rule.where, event):
@@ -188,7 +190,7 @@ class JourneyRun:
             try:
                 if remaining <= timedelta(0):
                     raise TimeoutError
-                await workflow.wait_condition(lambda: len(self._events) > seen,
+                await workflow.wait_condition(lambda seen=seen: len(self._events) > seen,
                                               timeout=remaining)
             except TimeoutError:
                 self._remember(step, {"received": False})

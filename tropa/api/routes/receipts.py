@@ -28,8 +28,10 @@ async def receive_receipts(provider: str, request: Request) -> dict[str, Any]:
                             "with TROPA_DELIVERY_RECEIPTS_SECRET, as `sha256=<hex>`")
     try:
         payload = json.loads(raw) if raw else {}
+        if not isinstance(payload, dict):
+            raise ValueError("the body must be a JSON object")
         receipts = parse(provider, payload)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise HTTPException(400, f"not a {provider} receipt: {exc}") from exc
     engine = request.app.state.engine
     temporal = request.app.state.temporal

@@ -32,7 +32,7 @@ def public(request: Request, info: service.RunInfo) -> RunPublic:
     """A RunInfo with its Web UI link."""
     temporal = request.app.state.settings.temporal
     return RunPublic(**vars(info), ui_url=service.ui_link(
-        temporal.ui_url, request.app.state.temporal.namespace, info.workflow_id))
+        temporal.web_ui(), request.app.state.temporal.namespace, info.workflow_id))
 
 
 def encode_token(token: bytes) -> str:
