@@ -114,6 +114,10 @@ class ProviderSettings(BaseSettings):
     voice_token: SecretStr = Field(default=SecretStr("dev-voice-token"),
                                    description="Voice provider API token")
     voice_caller_id: str = Field(default="+74950000000", description="Caller id of robot calls")
+    unsubscribe_secret: SecretStr = Field(
+        default=SecretStr("dev-unsubscribe-secret"),
+        description="HMAC key of unsubscribe tokens; kept apart from the webhook key, which "
+        "every webhook receiver holds")
     webhook_secret: SecretStr = Field(default=SecretStr("dev-webhook-secret"),
                                       description="HMAC-SHA256 key signing webhook steps")
     timeout_seconds: float = Field(default=10.0, description="HTTP timeout of one provider call")

@@ -171,7 +171,7 @@ class Preparer:
     def _unsubscribe(self, customer_id: str) -> dict[str, str]:
         # The token names the customer by id (no personal data) and is signed, so an
         # unsubscribe link cannot be forged for somebody else.
-        secret = self._settings.providers.webhook_secret.get_secret_value().encode()
+        secret = self._settings.providers.unsubscribe_secret.get_secret_value().encode()
         sig = hmac.new(secret, f"{customer_id}:email".encode(), hashlib.sha256).hexdigest()[:24]
         token = f"{customer_id}.{sig}"
         p = self._settings.providers
