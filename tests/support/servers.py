@@ -31,7 +31,7 @@ def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError(f"test server on port {port} did not start")
-        time.sleep(0.02)
+        thread.join(timeout=0.02)  # waits on the server thread, wakes to check `started`
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
