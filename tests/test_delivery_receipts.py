@@ -14,6 +14,7 @@ from tests.support.delivery import delivering, messages
 from tests.support.harness import Harness
 from tests.support.journeys import add_customer
 from tests.support.waiting import eventually
+from tropa.delivery.callback import callback_token
 from tropa.dsl.plan import RunStatus
 from tropa.sandbox.app import Faults
 from tropa.settings import Settings
@@ -62,7 +63,7 @@ async def test_delivered_receipt_reaches_the_run(harness: Harness, sandbox: Sand
 
     assert (status.steps[0].outcome, status.steps[0].detail) == ("delivered", "delivered via sms")
     sent = sandbox.sent("sms")
-    assert len(sent) == 1 and sent[0]["callback"].endswith("/v1/providers/vonage/receipts")
+    assert len(sent) == 1 and sent[0]["callback"].split("?")[0].endswith("/v1/providers/vonage/receipts")
     assert messages(harness.engine)[0].status == "delivered"
 
 
@@ -115,4 +116,21 @@ async def test_unsigned_or_unknown_receipts_are_refused(harness: Harness, settin
             "X-Tropa-Signature": sandbox.box.sign(raw), "Content-Type": "application/json"})
     assert unsigned.status_code == 401
     assert unknown.status_code == 404
+
+
+async def test_receipts_posted_to_the_callback_url_are_taken_without_a_signature(
+        harness: Harness, settings: Settings) -> None:
+    # Vonage posts receipts unsigned, to the callback URL Tropa handed it with the message.
+    secret = settings.delivery.receipts_secret.get_secret_value()
+    url = f"{settings.delivery.receipts_base_url}/v1/providers/vonage/receipts"
+    body = {"messageId": "nope", "status": "delivered"}
+    async with httpx.AsyncClient() as client:
+        with_token = await client.post(url, params={"token": callback_token(secret, "vonage")},
+                                       json=body)
+        other_provider = await client.post(
+            url, params={"token": callback_token(secret, "whatsapp")}, json=body)
+        forged = await client.post(url, params={"token": "0" * 32}, json=body)
+    assert with_token.status_code == 404  # authenticated; the message id is simply unknown
+    assert other_provider.status_code == 401
+    assert forged.status_code == 401
 

@@ -18,6 +18,7 @@ from tropa.activities.interpreter import customer_zone
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
 from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
+from tropa.delivery.callback import callback_token
 from tropa.delivery.models import Prepared
 from tropa.delivery.store import Delivery
 from tropa.dsl.expressions import ExpressionError, render
@@ -161,7 +162,10 @@ class Preparer:
         receipt_url = None
         if self._wants_receipt(message.channel):
             base = self._settings.delivery.receipts_base_url.rstrip("/")
-            receipt_url = f"{base}/v1/providers/{getattr(adapter, 'provider', 'generic')}/receipts"
+            provider = getattr(adapter, "provider", "generic")
+            token = callback_token(
+                self._settings.delivery.receipts_secret.get_secret_value(), provider)
+            receipt_url = f"{base}/v1/providers/{provider}/receipts?token={token}"
         return OutgoingMessage(
             idempotency_key=key or message.idempotency_key, channel=message.channel,
             category=message.category, recipient=message.recipient, text=message.text,

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.service import RPCError, RPCStatusCode
 
 from tropa.channels.receipts import parse
+from tropa.delivery.callback import token_ok
 from tropa.delivery.models import ReceiptSignal
 from tropa.delivery.receipts import record_receipt, signature_ok
 from tropa.logs import get_logger
@@ -20,12 +21,14 @@ log = get_logger("receipts")
 
 @router.post("/{provider}/receipts")
 async def receive_receipts(provider: str, request: Request) -> dict[str, Any]:
-    """Take a provider's delivery receipts (signed with X-Tropa-Signature) for waiting runs."""
+    """Take a provider's delivery receipts for waiting runs (signed body or callback token)."""
     raw = await request.body()
     secret = request.app.state.settings.delivery.receipts_secret.get_secret_value()
-    if not signature_ok(secret, raw, request.headers.get("X-Tropa-Signature")):
-        raise HTTPException(401, "bad or missing X-Tropa-Signature: HMAC-SHA256 of the body "
-                            "with TROPA_DELIVERY_RECEIPTS_SECRET, as `sha256=<hex>`")
+    if not (signature_ok(secret, raw, request.headers.get("X-Tropa-Signature"))
+            or token_ok(secret, provider, request.query_params.get("token"))):
+        raise HTTPException(401, "receipt not authenticated: send X-Tropa-Signature (HMAC-SHA256 "
+                            "of the body with TROPA_DELIVERY_RECEIPTS_SECRET, `sha256=<hex>`) or "
+                            "post to the callback URL Tropa gave the provider, token included")
     try:
         payload = json.loads(raw) if raw else {}
         if not isinstance(payload, dict):
