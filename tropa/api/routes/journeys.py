@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
@@ -127,15 +128,7 @@ async def get_journey(name: Name, request: Request, session: SessionDep) -> Jour
 async def publish_version(name: Name, version: Version, request: Request,
                           session: SessionDep) -> JourneyPublic:
     """Make a version live: its trigger starts runs from now on."""
-    try:
-        journey = service.publish(session, name, version)
-    except service.NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except service.Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
-    session.commit()
-    request.app.state.catalogue.invalidate()
-    return await _public(request, session, journey)
+    return await _go_live(request, session, lambda: service.publish(session, name, version))
 
 
 @router.post("/{name}/{action}", response_model=JourneyPublic, dependencies=ADMIN,
@@ -143,8 +136,15 @@ async def publish_version(name: Name, version: Version, request: Request,
 async def change_status(name: Name, action: Literal["pause", "resume", "archive"],
                         request: Request, session: SessionDep) -> JourneyPublic:
     """Pause (no new entries), resume, or archive a journey; runs in flight go on."""
+    return await _go_live(request, session,
+                          lambda: service.change_status(session, name, action))
+
+
+async def _go_live(request: Request, session: SessionDep,
+                   change: Callable[[], Journey]) -> JourneyPublic:
+    """Apply a change of what is live, commit it, and make the event router see it now."""
     try:
-        journey = service.change_status(session, name, action)
+        journey = change()
     except service.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except service.Conflict as exc:
