@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -13,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
@@ -138,12 +141,7 @@ async def count_by_version(client: Client, journey: str,
 async def run_detail(client: Client, engine: sa.Engine, workflow_id: str) -> RunDetail:
     """A run's listing, its steps and its messages; NOT_FOUND becomes RunNotFound."""
     handle = client.get_workflow_handle(workflow_id, result_type=RunStatus)
-    try:
-        desc = await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotFound(f"run {workflow_id!r} does not exist") from exc
-        raise
+    desc = await _describe(handle, workflow_id)
     info = info_of(desc)
     status: RunStatus | None = None
     try:
@@ -164,25 +162,33 @@ async def run_detail(client: Client, engine: sa.Engine, workflow_id: str) -> Run
     return RunDetail(info=info, steps=status.steps if status else None, messages=messages)
 
 
+async def _describe(handle: WorkflowHandle[Any, Any], workflow_id: str
+                    ) -> WorkflowExecutionDescription:
+    """The run's description; NOT_FOUND becomes RunNotFound naming the run."""
+    try:
+        return await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RunNotFound(f"run {workflow_id!r} does not exist") from exc
+        raise
+
+
 def _messages(engine: sa.Engine, workflow_id: str, run_id: str) -> list[Message]:
     # Idempotency keys start with workflow id and first run id: a restarted journey's
     # earlier runs share the workflow id but not the run id.
     prefix = f"{workflow_id}/{run_id}/"
     with session_scope(engine) as session:
-        rows = session.exec(select(Message).where(Message.workflow_id == workflow_id)
-                            .order_by(col(Message.created_at), col(Message.id)))
-        return [m for m in rows if m.idempotency_key.startswith(prefix)]
+        rows = session.exec(select(Message).where(
+            Message.workflow_id == workflow_id,
+            col(Message.idempotency_key).startswith(prefix, autoescape=True),
+        ).order_by(col(Message.created_at), col(Message.id)))
+        return list(rows)
 
 
 async def cancel(client: Client, workflow_id: str) -> RunInfo:
     """Ask a running run to stop; RunClosed if it has ended already."""
     handle = client.get_workflow_handle(workflow_id)
-    try:
-        desc = await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotFound(f"run {workflow_id!r} does not exist") from exc
-        raise
+    desc = await _describe(handle, workflow_id)
     info = info_of(desc)
     if desc.status != WorkflowExecutionStatus.RUNNING:
         raise RunClosed(f"run {workflow_id!r} has ended already ({info.state})")
