@@ -27,8 +27,11 @@ class Inbox:
     def __init__(self) -> None:
         self.mails: list[tuple[list[str], MimeMessage]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+    async def handle_DATA(  # noqa: N802
+            self, server: Any, session: Any, envelope: Any,  # noqa: ARG002 (aiosmtpd's signature)
+    ) -> str:
+        mail = message_from_bytes(envelope.content, policy=policy.default)
+        self.mails.append((list(envelope.rcpt_tos), mail))
         return "250 OK"
 
 
@@ -84,7 +87,8 @@ journey: wa
 trigger: {event: cart}
 settings: {category: service}
 steps:
-  - send: {channel: whatsapp, template: cart_last_call, template_params: ["{{ customer.first_name }}"]}
+  - send: {channel: whatsapp, template: cart_last_call,
+           template_params: ["{{ customer.first_name }}"]}
   - send: {channel: whatsapp, text: "Hi"}
 """)
     add_customer(harness.engine, "c-1")

@@ -10,8 +10,8 @@ from tropa.channels.push import FcmAdapter
 from tropa.channels.sms import SmsAdapter
 from tropa.channels.smtp import SmtpAdapter
 from tropa.channels.telegram import TelegramAdapter
-from tropa.channels.vonage import VonageSmsAdapter
 from tropa.channels.voice import FlashCallAdapter, VoiceAdapter
+from tropa.channels.vonage import VonageSmsAdapter
 from tropa.channels.whatsapp import WhatsAppAdapter
 from tropa.settings import Settings
 
