@@ -85,6 +85,8 @@ def _fresh_engine(url: str) -> sa.Engine:
     engine = make_engine(url)
     with engine.begin() as conn:
         for table in ("messages", "side_effects", "events", "journey_versions", "journeys",
+                      "audit_log", "import_jobs", "order_status_changes", "orders",
+                      "purchase_stats", "cards", "customer_aliases", "tags",
                       "customers", "api_keys", "active_runs"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     return engine

@@ -42,6 +42,7 @@ class Customer(SQLModel, table=True):
     attributes: dict[str, Any] = _json(default_factory=dict)
     created_at: datetime = _aware()
     updated_at: datetime = _aware()
+    registered_at: date | None = None
 
 
 class Event(SQLModel, table=True):
@@ -153,3 +154,8 @@ class ApiKey(SQLModel, table=True):
     scopes: list[str] = _json(default_factory=list)
     created_at: datetime = _aware()
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+
+# The customers domain's tables (cards, orders, audit, ...) live in their own module.
+from tropa.store import customer_models as _customer_models  # noqa: E402, F401
