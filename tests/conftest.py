@@ -84,7 +84,9 @@ def _fresh_engine(url: str) -> sa.Engine:
     migrate(url)
     engine = make_engine(url)
     with engine.begin() as conn:
-        for table in ("messages", "side_effects", "events", "journey_versions", "journeys",
+        for table in ("segment_moves", "customer_segments", "segment_snapshots", "rf_configs",
+                      "sweep_marks",
+                      "messages", "side_effects", "events", "journey_versions", "journeys",
                       "audit_log", "import_jobs", "order_status_changes", "orders",
                       "purchase_stats", "cards", "customer_aliases", "tags",
                       "customers", "api_keys", "active_runs"):

@@ -79,6 +79,13 @@ def _band(bands: tuple[Band, ...], value: int) -> str:
     return bands[-1].name
 
 
+def _lowest_bound(bands: list[Band], field: str) -> int:
+    if bands and bands[-1].upper is not None:
+        return bands[-1].upper + 1
+    # A customer in a segment bought at least once, so the first frequency band holds one.
+    return 1 if field == "frequency" else 0
+
+
 def load_default() -> RfConfig:
     """Tropa's shipped configuration (documented in docs/segments.md)."""
     text = files("tropa.segments").joinpath(DEFAULT_CONFIG).read_text(encoding="utf-8")
@@ -161,8 +168,7 @@ class _Checker:
                           f"remove `{bound}` from the last band")
                 ok = False
             elif not last and (not isinstance(upper, int) or isinstance(upper, bool)
-                               or upper < (bands[-1].upper + 1 if bands and bands[-1].upper
-                                           is not None else 0)):
+                               or upper < _lowest_bound(bands, field)):
                 self.fail((*path, bound if upper is not None else "band"),
                           f"`{bound}` must be a whole number above the previous band's",
                           "list bands from the lowest to the highest")
