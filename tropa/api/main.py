@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from tropa.api import errors
 from tropa.api.limits import BodyLimit
-from tropa.api.routes import customers, events, journeys, receipts, runs
+from tropa.api.routes import customers, events, journeys, receipts, runs, segments
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -39,7 +39,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     errors.install(app)
 
-    for module in (events, customers, journeys, runs):
+    for module in (events, customers, journeys, runs, segments):
         app.include_router(module.router)
     app.include_router(receipts.router)
 

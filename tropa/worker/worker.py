@@ -12,11 +12,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tropa.activities.interpreter import interpreter_activities
+from tropa.activities.segments import SegmentActivities
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import build_adapters
+from tropa.services.events import EventRouter
+from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
 from tropa.steps.registry import WorkerDeps, registry
 from tropa.workflows.journey_run import JourneyRun
+from tropa.workflows.segments_daily import SegmentsDaily
 
 
 def build_worker(
@@ -36,11 +40,15 @@ def build_worker(
         http=http,
         adapters=adapters if adapters is not None else build_adapters(settings, http),
     )
+    queue = task_queue or settings.temporal.task_queue
+    # Sweeps route the events of what they change (segment moves) like the API does.
+    router = EventRouter(engine, client, JourneyCatalogue(engine), queue)
     return Worker(
         client,
-        task_queue=task_queue or settings.temporal.task_queue,
-        workflows=[JourneyRun],
-        activities=[*registry().activities(deps), *interpreter_activities(engine)],
+        task_queue=queue,
+        workflows=[JourneyRun, SegmentsDaily],
+        activities=[*registry().activities(deps), *interpreter_activities(engine),
+                    SegmentActivities(engine, router).time_passing],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
     )
