@@ -45,12 +45,14 @@ def channel_workers(client: Client, settings: Settings, engine: sa.Engine, *, ta
 
 async def run_all(settings: Settings) -> None:
     """The journey worker and every channel worker, until SIGTERM or SIGINT."""
+    from tropa.worker.schedules import ensure_schedules
     from tropa.worker.stack import open_database
     from tropa.worker.temporal_client import connect
     from tropa.worker.worker import build_workers
 
     settings.delivery.channel_queues = True  # this process serves the channel queues
     client = await connect(settings.temporal)
+    await ensure_schedules(client, settings.temporal.task_queue)
     workers = build_workers(client, settings, open_database(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from tropa.settings import Settings
 from tropa.store.db import make_engine, migrate, session_scope
 from tropa.store.models import Journey
 from tropa.worker.devserver import register_search_attributes, start_dev_server, wait_for_port
+from tropa.worker.schedules import ensure_schedules
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
 
@@ -96,6 +97,7 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
             await wait_for_port("127.0.0.1", tcfg.dev_port)
         client: Client = await connect(tcfg)
         await register_search_attributes(client)
+        await ensure_schedules(client, tcfg.task_queue)
         engine = open_database(settings)
         key = development_key(settings, engine)
         published = publish_examples(engine, examples) if examples else []
