@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from tropa.segments import compute
 from tropa.segments.config import load_default, parse
+from tropa.services import segments
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 CONFIG = load_default()
@@ -94,15 +95,12 @@ def test_second_purchase_days_passing_and_refund_move_as_documented(
         ("promising", "wandering", "time"), ("wandering", None, "refund")]
 
 
-def test_full_recompute_in_pages_agrees_and_preview_counts_moves(any_engine: sa.Engine) -> None:
+def test_full_recompute_moves_only_the_changed_and_preview_counts_moves(
+        any_engine: sa.Engine) -> None:
     _seed(any_engine, {**HISTORIES, "c-never": []})
-    with any_engine.begin() as conn:
-        pages = list(compute.customer_pages(conn, page_size=3))
-    assert len(pages) == 3
-    for after, upto in pages:
-        with any_engine.begin() as conn:
-            compute.refresh_range(conn, CONFIG, after, upto, now=NOW, cause="config")
-    assert _current(any_engine) == EXPECTED
+    moved, events = segments.recompute_all(any_engine, now=NOW, cause="config", page_size=3)
+    assert (moved, len(events), _current(any_engine)) == (7, 7, EXPECTED)
+    assert segments.recompute_all(any_engine, now=NOW, cause="config") == (0, [])
     stricter = parse(
         "window_days: 365\n"
         "recency: [{band: recent, max_days: 2}, {band: fairly_recent, max_days: 90},"

@@ -4,20 +4,21 @@ Recency is whole days since the last counted purchase; frequency is counted purc
 the window. Both are aggregated from `orders`, and the grid becomes one nested CASE, so a full
 recompute costs about one `GROUP BY customer_id` over the orders.
 
-Every write happens in a transaction that first locks the customers it touches (a no-op update
-of their rows: PostgreSQL's row locks, SQLite's write lock) and only then computes, so a purchase
-and the daily run racing for one customer compute on the same committed orders and a move is
-recorded exactly once.
+Customers who may have moved are found by reading without locks; they are then locked (row
+locks on PostgreSQL, the write lock on SQLite) and computed again before anything is written,
+so a purchase and the daily run racing for one customer compute on the same committed orders
+and a move is recorded exactly once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import SQLModel
 
 from tropa.segments.config import RfConfig
@@ -72,9 +73,24 @@ def computed(config: RfConfig, now: datetime,
             .group_by(ORDERS.c.customer_id))
 
 
-def lock_customers(conn: sa.Connection, *where: sa.ColumnElement[bool]) -> None:
-    """Serialise segment writes for these customers with purchases and the daily run."""
-    conn.execute(sa.update(CUSTOMERS).where(*where).values(updated_at=CUSTOMERS.c.updated_at))
+def among(conn: sa.Connection, column: sa.ColumnElement[Any],
+          ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    """`column IN ids`; one array parameter on PostgreSQL, so ten thousand ids stay cheap."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(ids),
+                                              type_=postgresql.ARRAY(sa.String)))
+    return column.in_(ids)
+
+
+def lock_customers(conn: sa.Connection, customer_ids: Sequence[str]) -> None:
+    """Serialise segment writes for these customers with purchases and the daily run:
+    PostgreSQL's row locks; on SQLite any write takes the database's write lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(CUSTOMERS.c.id).where(among(conn, CUSTOMERS.c.id, customer_ids))
+                     .with_for_update())
+    else:
+        conn.execute(sa.update(CUSTOMERS).where(among(conn, CUSTOMERS.c.id, customer_ids))
+                     .values(updated_at=CUSTOMERS.c.updated_at))
 
 
 def refresh(conn: sa.Connection, config: RfConfig, customer_ids: Sequence[str], *,
@@ -83,39 +99,46 @@ def refresh(conn: sa.Connection, config: RfConfig, customer_ids: Sequence[str], 
     if not customer_ids:
         return []
     ids = sorted(set(customer_ids))
-    lock_customers(conn, CUSTOMERS.c.id.in_(ids))
-    new = _segments(conn, computed(config, now, ORDERS.c.customer_id.in_(ids)))
+    return _settle(conn, config, _changed(conn, config, now, ids), now=now, cause=cause)
+
+
+def _changed(conn: sa.Connection, config: RfConfig, now: datetime,
+             ids: Sequence[str]) -> list[str]:
+    new = _segments(conn, computed(config, now, among(conn, ORDERS.c.customer_id, ids)))
     old = _segments(conn, sa.select(CURRENT.c.customer_id, CURRENT.c.segment)
-                    .where(CURRENT.c.customer_id.in_(ids)))
-    return _write(conn, {c: new.get(c) for c in ids}, old, now=now, cause=cause)
+                    .where(among(conn, CURRENT.c.customer_id, ids)))
+    return [c for c in ids if new.get(c) != old.get(c)]
 
 
-def refresh_range(conn: sa.Connection, config: RfConfig, after: str | None, upto: str, *,
-                  now: datetime, cause: str) -> list[Move]:
-    """Recompute every customer with an id in (after, upto]; one page of a full recompute."""
-    lower = [] if after is None else [CUSTOMERS.c.id > after]
-    lock_customers(conn, *lower, CUSTOMERS.c.id <= upto)
-    in_orders = [] if after is None else [ORDERS.c.customer_id > after]
-    new = _segments(conn, computed(config, now, *in_orders, ORDERS.c.customer_id <= upto))
-    in_current = [] if after is None else [CURRENT.c.customer_id > after]
+def _settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
+            now: datetime, cause: str) -> list[Move]:
+    # Reading without locks finds who may have moved (the common case: nobody); those are
+    # then locked and computed again, so a concurrent purchase or run cannot write a stale
+    # segment or record a move twice.
+    if not candidates:
+        return []
+    lock_customers(conn, candidates)
+    new = _segments(conn, computed(config, now, among(conn, ORDERS.c.customer_id, candidates)))
     old = _segments(conn, sa.select(CURRENT.c.customer_id, CURRENT.c.segment)
-                    .where(*in_current, CURRENT.c.customer_id <= upto))
-    target = {c: new.get(c) for c in set(new) | set(old)}
-    return _write(conn, target, old, now=now, cause=cause)
+                    .where(among(conn, CURRENT.c.customer_id, candidates)))
+    return _write(conn, {c: new.get(c) for c in candidates}, old, now=now, cause=cause)
 
 
-def customer_pages(conn: sa.Connection, page_size: int) -> Iterable[tuple[str | None, str]]:
-    """(after, upto] id ranges covering every customer, `page_size` customers each."""
-    after: str | None = None
-    while True:
-        query = sa.select(CUSTOMERS.c.id).order_by(CUSTOMERS.c.id).limit(page_size)
-        if after is not None:
-            query = query.where(CUSTOMERS.c.id > after)
-        ids = list(conn.execute(query).scalars())
-        if not ids:
-            return
-        yield after, ids[-1]
-        after = ids[-1]
+def changed_everywhere(conn: sa.Connection, config: RfConfig, *, now: datetime) -> list[str]:
+    """Every customer whose segment differs from what their purchases say now: one aggregate
+    over the orders joined to the current segments, about the cost of a bare GROUP BY."""
+    new = computed(config, now).subquery()
+    query = (sa.select(sa.func.coalesce(new.c.customer_id, CURRENT.c.customer_id))
+             .select_from(new.join(CURRENT, CURRENT.c.customer_id == new.c.customer_id,
+                                   full=True))
+             .where(new.c.segment.is_distinct_from(CURRENT.c.segment)))
+    return sorted(str(c) for c in conn.execute(query).scalars())
+
+
+def settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
+           now: datetime, cause: str) -> list[Move]:
+    """Lock these customers, compute them again and record their moves."""
+    return _settle(conn, config, candidates, now=now, cause=cause)
 
 
 def preview(conn: sa.Connection, config: RfConfig, *, now: datetime) -> dict[tuple[str | None,
@@ -146,18 +169,15 @@ def _write(conn: sa.Connection, target: dict[str, str | None], old: dict[str, st
     changed = {c: s for c, s in target.items() if old.get(c) != s}
     if not changed:
         return []
-    entered = [{"customer_id": c, "segment": s, "since": now}
-               for c, s in changed.items() if s is not None and c not in old]
-    moved = [{"c": c, "s": s, "since": now}
-             for c, s in changed.items() if s is not None and c in old]
-    left = [c for c, s in changed.items() if s is None]
-    if entered:
-        conn.execute(sa.insert(CURRENT), entered)
-    if moved:
-        conn.execute(sa.update(CURRENT).where(CURRENT.c.customer_id == sa.bindparam("c"))
-                     .values(segment=sa.bindparam("s"), since=sa.bindparam("since")), moved)
-    if left:
-        conn.execute(sa.delete(CURRENT).where(CURRENT.c.customer_id.in_(left)))
+    # Moved and left rows go, moved and entered rows come back: two set-based statements
+    # instead of one UPDATE per customer.
+    gone = [c for c in changed if c in old]
+    if gone:
+        conn.execute(sa.delete(CURRENT).where(among(conn, CURRENT.c.customer_id, gone)))
+    rows_now = [{"customer_id": c, "segment": s, "since": now}
+                for c, s in changed.items() if s is not None]
+    if rows_now:
+        conn.execute(sa.insert(CURRENT).returning(CURRENT.c.customer_id), rows_now)
     rows: list[dict[str, Any]] = [
         {"customer_id": c, "from_segment": old.get(c), "to_segment": s, "at": now, "cause": cause}
         for c, s in sorted(changed.items())]

@@ -58,7 +58,8 @@ def move_events(moves: Iterable[compute.Move]) -> list[EventIn]:
 
 def _store(conn: sa.Connection, events: Sequence[EventIn], now: datetime) -> None:
     if events:
-        conn.execute(sa.insert(EVENTS), [
+        # RETURNING makes SQLAlchemy send multi-row VALUES batches, not one row a statement.
+        conn.execute(sa.insert(EVENTS).returning(EVENTS.c.event_id), [
             {"event_id": e.event_id, "type": e.type, "customer_id": e.customer_id,
              "occurred_at": e.occurred_at, "received_at": now, "data": e.data,
              "routed_to": []} for e in events])
@@ -110,15 +111,17 @@ def due(conn: sa.Connection, config: RfConfig, *, since: datetime, now: datetime
 
 def recompute_all(engine: sa.Engine, *, now: datetime, cause: str,
                   page_size: int = 10_000) -> tuple[int, list[EventIn]]:
-    """Every customer, in pages of `page_size`: (moves, events)."""
+    """Every customer: one set-based pass finds who moved, then they move in pages of
+    `page_size`, each in its own transaction. Returns (moves, events)."""
     with engine.connect() as conn:
-        pages = list(compute.customer_pages(conn, page_size))
+        config = active_config(conn)
+        changed = compute.changed_everywhere(conn, config, now=now)
     moves = 0
     events: list[EventIn] = []
-    for after, upto in pages:
+    for start in range(0, len(changed), page_size):
         with engine.begin() as conn:
-            page = compute.refresh_range(conn, active_config(conn), after, upto, now=now,
-                                         cause=cause)
+            page = compute.settle(conn, config, changed[start:start + page_size], now=now,
+                                  cause=cause)
             page_events = move_events(page)
             _store(conn, page_events, now)
         moves += len(page)
