@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from tropa.api import errors
 from tropa.api.limits import BodyLimit
-from tropa.api.routes import cards, customers, events, journeys, receipts, runs
+from tropa.api.routes import cards, customers, events, journeys, orders, receipts, runs
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -43,6 +43,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
         app.include_router(module.router)
     app.include_router(receipts.router)
     app.include_router(cards.router)
+    app.include_router(orders.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
