@@ -8,7 +8,16 @@ from temporalio.client import Client
 
 from tropa.api import errors
 from tropa.api.limits import BodyLimit
-from tropa.api.routes import cards, customers, events, journeys, orders, receipts, runs
+from tropa.api.routes import (
+    cards,
+    customers,
+    events,
+    imports,
+    journeys,
+    orders,
+    receipts,
+    runs,
+)
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -44,6 +53,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(receipts.router)
     app.include_router(cards.router)
     app.include_router(orders.router)
+    app.include_router(imports.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -109,11 +109,12 @@ def _event(order: Order, kind: str, suffix: str, at: datetime, **extra: Any) -> 
 
 
 def record_order(session: Session, order_id: str, data: OrderData, *, customer_id: str,
-                 actor: Actor, emit_placed: bool = True) -> Recorded:
+                 actor: Actor, emit_placed: bool = True, emit: bool = True) -> Recorded:
     """Create or change an order; a repeat of the same body changes nothing.
 
     Takes the customer's lock first, so totals stay exact; OrderConflict if the order is
-    another customer's. `emit_placed=False` when the caller's own event is the `order.placed`.
+    another customer's. `emit_placed=False` when the caller's own event is the `order.placed`;
+    `emit=False` raises no events at all (a shop's purchase history, imported).
     """
     if not lock_customer(session, customer_id):
         raise CustomerNotFound(f"customer {customer_id!r} does not exist")
@@ -161,6 +162,8 @@ def record_order(session: Session, order_id: str, data: OrderData, *, customer_i
             col(Event.event_id).startswith(f"order:{order.id}:refund:", autoescape=True))).one()
         result.events.append(_event(order, "order.refunded", f"refund:{done + 1}", now,
                                     amount=refund))
+    if not emit:
+        result.events.clear()
     for event in result.events:
         session.add(event)
     record(session, customer_id=customer_id, entity="order", entity_id=order_id,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import shutil
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlmodel import Session
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from tropa.api.actor import ActorDep
 from tropa.api.deps import SessionDep, require
@@ -20,7 +25,7 @@ from tropa.api.schemas.cards import (
     TagPut,
 )
 from tropa.api.schemas.customers import CustomerPublic
-from tropa.customers import audit, cards, tags
+from tropa.customers import audit, cards, exporting, tags
 from tropa.customers.identifiers import (
     CustomerNotFound,
     Identifier,
@@ -41,6 +46,7 @@ READ = [Depends(require("read"))]
 ADMIN = [Depends(require("admin"))]
 Barcode = Annotated[str, Path(pattern=BARCODE_PATTERN, examples=["2900001234567"])]
 TagName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[^/\x00]+$")]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Value = Annotated[str | None, Query(min_length=1, max_length=320, pattern=r"^[^\x00]+$")]
 
 
@@ -161,3 +167,22 @@ def delete_tag(name: TagName, session: SessionDep, actor: ActorDep) -> None:
         tags.delete_tag(session, name, actor)
     except tags.TagNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
+
+
+@router.get("/v1/customers:export", dependencies=ADMIN, responses={200: {"content": {
+    "text/csv": {}, XLSX: {}}, "description": "Every customer, one a row"}})
+async def export_customers(request: Request, background: BackgroundTasks,
+                           format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+                           ) -> Response:
+    """Every customer as CSV (streamed as it is read) or XLSX (written row by row to a
+    temporary file, then sent)."""
+    engine = request.app.state.engine
+    if format == "csv":
+        return StreamingResponse(iterate_in_threadpool(exporting.csv_chunks(engine)),
+                                 media_type="text/csv", headers={
+                                     "Content-Disposition": 'attachment; filename="customers.csv"'})
+    folder = FilePath(tempfile.mkdtemp(prefix="tropa-export-"))
+    path = folder / "customers.xlsx"
+    await run_in_threadpool(exporting.export, engine, path)
+    background.add_task(shutil.rmtree, folder, ignore_errors=True)
+    return FileResponse(path, media_type=XLSX, filename="customers.xlsx")
