@@ -26,7 +26,7 @@ journey: rf-at-risk
 trigger: {segment: {enter: at_risk}}
 re_entry: ignore
 steps:
-  - send: {channel: sms, text: "{{ customer.first_name }}, we miss you: 10% off this week"}
+  - send: {channel: sms, text: "{{ customer.first_name }} ({{ customer.segment }}): 10% off"}
 """
 
 
@@ -84,7 +84,7 @@ async def test_daily_run_moves_into_at_risk_once_and_starts_the_journey_once(
     assert again.moved == 0
     status = await harness.finish("journey/rf-at-risk/c-rf")
     assert status.state == "completed"
-    assert [m["text"] for m in sandbox.sent("sms")] == ["Anna, we miss you: 10% off this week"]
+    assert [m["text"] for m in sandbox.sent("sms")] == ["Anna (at_risk): 10% off"]
     with harness.engine.connect() as conn:
         moves = conn.execute(sa.text("SELECT from_segment, to_segment, cause FROM segment_moves"
                                      " ORDER BY id")).all()

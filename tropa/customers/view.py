@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from tropa.customers.identifiers import CustomerNotFound, canonical_id
 from tropa.store.models import Customer
+from tropa.store.segment_models import CustomerSegment
 
 
 class BadTimeZone(ValueError):
@@ -52,4 +54,14 @@ def customer_view(customer: Customer) -> dict[str, Any]:
         "tags": list(customer.tags),
         "attributes": dict(customer.attributes),
         "consents": dict(customer.consents),
+        "segment": _segment(customer),
     }
+
+
+def _segment(customer: Customer) -> str | None:
+    # The RF segment is kept in its own table; read it in the customer's own session.
+    session = object_session(customer)
+    if session is None:
+        return None
+    row = session.get(CustomerSegment, customer.id)
+    return row.segment if row is not None else None
