@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.activities.interpreter import interpreter_activities
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import build_adapters
@@ -43,6 +44,7 @@ def build_worker(
         activities=[*registry().activities(deps), *interpreter_activities(engine)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        interceptors=[DatabaseErrorsWithoutValues()],
     )
 
 
