@@ -23,6 +23,7 @@ from tests.support.journeys import add_customer
 from tests.support.receiver import SECRET, Receiver
 from tests.support.servers import serve
 from tests.support.waiting import eventually
+from tropa.logs import get_logger, mask_personal
 from tropa.settings import Settings
 from tropa.store.models import Message
 
@@ -183,3 +184,21 @@ def _database_failures(caplog: pytest.LogCaptureFixture) -> int:
     return sum(1 for r in caplog.records if r.exc_info is not None
                and ("refused by test" in str(r.exc_info[1])
                     or "database error" in str(r.exc_info[1])))
+
+
+def test_a_database_error_text_holds_no_statement_values(any_engine: sa.Engine) -> None:
+    add_customer(any_engine, "pii-db", **PERSON)
+    with pytest.raises(sa.exc.IntegrityError) as caught:
+        add_customer(any_engine, "pii-db", **PERSON)  # the same id again
+
+    assert leaks(str(caught.value)) == [], str(caught.value)
+    assert "parameters hidden" in str(caught.value)
+
+
+def test_log_fields_named_for_personal_data_are_masked() -> None:
+    with capture_logs(processors=[mask_personal]) as logs:
+        get_logger("plugin").info("sent", to=PERSON["phone"], email=PERSON["email"],
+                                  first_name=PERSON["first_name"], step_id="1-send")
+
+    assert leaks(repr(logs)) == [], logs
+    assert logs[0]["step_id"] == "1-send"

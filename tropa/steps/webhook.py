@@ -25,7 +25,6 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any, Literal
 
 import httpx
@@ -39,7 +38,7 @@ from tropa.dsl.expressions import check_template
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
 from tropa.logs import get_logger
 from tropa.steps.control import Params
-from tropa.steps.kit import render_param, template_context
+from tropa.steps.kit import raise_for_http, render_param, template_context
 from tropa.steps.registry import StepType, WorkerDeps
 
 ACTIVITY = "tropa.webhook"
@@ -242,24 +241,9 @@ def call_webhook(http: httpx.Client, secret: bytes, context: dict[str, Any],
         raise ApplicationError(
             f"webhook answered {response.status_code} (redirect); point `url` at the final "
             "address", type="WebhookRedirected", non_retryable=True)
-    _raise_for_status(response.status_code)
+    raise_for_http(response, service="Webhook")
     return StepResult(outcome="called", detail=f"{params.method} {host}: "
                       f"{response.status_code}", data={"status_code": response.status_code})
-
-
-def _raise_for_status(status: int) -> None:
-    """5xx and 429 retry; other 4xx fail the step. Only the status is reported: the body is
-    the receiver's and may echo what it was sent."""
-    if status < 400:
-        return
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "unknown status"
-    summary = f"Webhook answered {status} {phrase}"
-    if status >= 500 or status == 429:
-        raise RuntimeError(summary)
-    raise ApplicationError(summary, type="WebhookRejected", non_retryable=True)
 
 
 def webhook_activity(deps: WorkerDeps) -> Callable[[StepCall], StepResult]:
