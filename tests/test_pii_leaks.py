@@ -86,9 +86,22 @@ settings: {category: service}
 steps:
   - send: {channel: sms, text: "dberror {{ customer.first_name }} {{ customer.phone }}"}
 """
-# A real database error on the message INSERT, whose parameters hold the phone and text.
-FAIL_INSERT = ("CREATE TRIGGER pii_fail BEFORE INSERT ON messages "
-               "WHEN NEW.text LIKE 'dberror%' BEGIN SELECT RAISE(ABORT, 'refused by test'); END")
+# A real database error on the message INSERT, whose parameters hold the phone and text;
+# PostgreSQL's error also quotes the row in its DETAIL, as its constraint errors do.
+FAIL_INSERT = {
+    "sqlite": ["CREATE TRIGGER pii_fail BEFORE INSERT ON messages WHEN NEW.text LIKE "
+               "'dberror%' BEGIN SELECT RAISE(ABORT, 'refused by test'); END"],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION pii_fail() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.text LIKE 'dberror%' THEN RAISE EXCEPTION 'refused by test' "
+        "USING DETAIL = 'Key (text)=(' || NEW.text || ')'; END IF; RETURN NEW; END "
+        "$$ LANGUAGE plpgsql",
+        "CREATE TRIGGER pii_fail BEFORE INSERT ON messages FOR EACH ROW "
+        "EXECUTE FUNCTION pii_fail()"],
+}
+DROP_TRIGGER = {"sqlite": ["DROP TRIGGER IF EXISTS pii_fail"],
+                "postgresql": ["DROP TRIGGER IF EXISTS pii_fail ON messages",
+                               "DROP FUNCTION IF EXISTS pii_fail()"]}
 
 
 @pytest.fixture
@@ -99,12 +112,23 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 
 @pytest.fixture
-async def harness(time_skipping: WorkflowEnvironment, engine: sa.Engine, settings: Settings,
-                  task_queue: str, receiver: tuple[Receiver, str]) -> AsyncIterator[Harness]:
+async def harness(time_skipping: WorkflowEnvironment, any_engine: sa.Engine,
+                  settings: Settings, task_queue: str, receiver: tuple[Receiver, str]
+                  ) -> AsyncIterator[Harness]:
+    """Workers on SQLite and PostgreSQL in turn, whose message INSERT fails on `dberror`."""
     settings.providers.webhook_secret = SecretStr(SECRET)
     settings.webhook.allowed_hosts = [receiver[1].removeprefix("http://")]
-    async with running(time_skipping, engine, settings, task_queue) as h:
-        yield h
+    dialect = any_engine.dialect.name
+    with any_engine.begin() as conn:
+        for statement in FAIL_INSERT[dialect]:
+            conn.execute(sa.text(statement))
+    try:
+        async with running(time_skipping, any_engine, settings, task_queue) as h:
+            yield h
+    finally:
+        with any_engine.begin() as conn:  # the PostgreSQL database outlives this test
+            for statement in DROP_TRIGGER[dialect]:
+                conn.execute(sa.text(statement))
 
 
 def leaks(text: str) -> list[str]:
@@ -119,13 +143,12 @@ async def test_personal_data_reaches_no_history_attribute_memo_or_log(
     # The receiver refuses the first call and echoes what it got, as receivers do.
     box.answers = [(400, "no such contact: {first_name} {phone} {email}".format(**PERSON))]
     caplog.set_level(logging.INFO)
-    with harness.engine.begin() as conn:
-        conn.execute(sa.text(FAIL_INSERT))
+    who = f"pii-{harness.engine.dialect.name}"  # run ids differ on the shared test server
     for path in sorted(EXAMPLES.glob("*.yaml")):
         harness.publish(path.read_text())
     for text in (EVERYTHING.replace("RECEIVER", base), CONDITION, DATABASE):
         harness.publish(text)
-    add_customer(harness.engine, "pii-1", **PERSON)
+    add_customer(harness.engine, who, **PERSON)
 
     with capture_logs() as structured:
         runs = []
@@ -133,18 +156,18 @@ async def test_personal_data_reaches_no_history_attribute_memo_or_log(
                             ("cart.updated", {"cart_id": "k1", "cart_url": "https://s/k1"}),
                             ("order.awaiting_payment", {"order_id": "o1", "total": 990,
                                                         "payment_url": "https://s/p"})]:
-            runs += (await harness.fire(event, "pii-1", data)).started
+            runs += (await harness.fire(event, who, data)).started
         assert len(runs) == 5, runs
-        await harness.fire("answer", "pii-1", {"ok": True})
-        everything = await harness.finish("journey/pii-all/pii-1")
-        for workflow_id in ("journey/welcome/pii-1", "journey/abandoned-cart/pii-1/k1",
-                            "journey/payment-link/pii-1/o1"):
+        await harness.fire("answer", who, {"ok": True})
+        everything = await harness.finish(f"journey/pii-all/{who}")
+        for workflow_id in (f"journey/welcome/{who}", f"journey/abandoned-cart/{who}/k1",
+                            f"journey/payment-link/{who}/o1"):
             await harness.finish(workflow_id)
         with pytest.raises(Exception, match="failed"):
-            await harness.finish("journey/pii-condition/pii-1")
+            await harness.finish(f"journey/pii-condition/{who}")
         # Last, as its activity retries for ever (which holds the test server's clock back):
         # the database refuses the message row again and again; two attempts are enough.
-        runs += (await harness.fire("db.go", "pii-1")).started
+        runs += (await harness.fire("db.go", who)).started
         await eventually(lambda: _database_failures(caplog) >= 2,
                          message="two failed attempts of the refused INSERT")
         texts = {run: await run_text(harness.handle(run)) for run in runs}
@@ -176,7 +199,7 @@ async def test_personal_data_reaches_no_history_attribute_memo_or_log(
     details = [s.detail for s in everything.steps]
     assert "WebhookRejected: Webhook answered 400 Bad Request" in details
     assert any("`body.phone`" in d for d in details), details
-    assert "database error in tropa.send" in texts["journey/pii-database/pii-1"]
+    assert "database error in tropa.send" in texts[f"journey/pii-database/{who}"]
 
 
 def _database_failures(caplog: pytest.LogCaptureFixture) -> int:
