@@ -4,7 +4,12 @@ refused where the socket connects, and a refused answer's body never reaches the
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +22,12 @@ from tests.support.harness import Harness, running
 from tests.support.journeys import add_customer
 from tests.support.receiver import SECRET, Receiver
 from tests.support.servers import free_port, serve
-from tropa.channels.netguard import AddressPolicy, AddressRefused, guarded_client
+from tropa.channels.netguard import (
+    AddressPolicy,
+    AddressRefused,
+    GuardedTransport,
+    guarded_client,
+)
 from tropa.dsl.compiler import compile_journey
 from tropa.errors import JourneyInvalid
 from tropa.settings import Settings
@@ -227,3 +237,52 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.webhook.allowed_hosts == ["crm.internal", "10.20.0.0/16"]
     monkeypatch.delenv("TROPA_WEBHOOK_ALLOW_PRIVATE")
     assert Settings().webhook.allow_private is False
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, Path, list[str]]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names hooks.tls.test only."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=hooks.tls.test", "-addext",
+                    "subjectAltName=DNS:hooks.tls.test"], check=True, capture_output=True)
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hosts.append(self.headers.get("host", ""))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:  # keep the test output quiet
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], cert, hosts
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_tls_checks_the_certificate_against_the_url_host_not_the_pinned_address(
+        tls_receiver: tuple[int, Path, list[str]]) -> None:
+    port, cert, hosts = tls_receiver
+
+    def local(_host: str, port: int, *_: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    trust = ssl.create_default_context(cafile=str(cert))
+    policy = AddressPolicy(allowed=("hooks.tls.test", "other.tls.test"))
+    with httpx.Client(transport=GuardedTransport(policy, resolve=local, verify=trust)) as http:
+        assert http.post(f"https://hooks.tls.test:{port}/hooks/x").status_code == 200
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            http.post(f"https://other.tls.test:{port}/hooks/x")
+    assert hosts == [f"hooks.tls.test:{port}"]
