@@ -158,6 +158,23 @@ class DeliverySettings(BaseSettings):
     max_rounds: int = Field(default=5, description="Attempts after undelivered receipts")
 
 
+class WebhookSettings(BaseSettings):
+    """Where `webhook` steps may call: public addresses only, unless allowed here."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_WEBHOOK_")
+
+    allow_private: bool = Field(
+        default=False,
+        description="Let webhooks call loopback, private, link-local and reserved addresses "
+        "(never the cloud metadata addresses); for a receiver inside your own network, "
+        "prefer naming it in `allowed_hosts`")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Hosts webhooks may call although they resolve to internal addresses, '
+        'as JSON: ["crm.internal", "127.0.0.1:8025", "10.20.0.0/16"] (a name, a host:port or '
+        'an IP network)')
+
+
 class CapRule(BaseModel):
     """At most `max` messages of `category` per `window` on `channel` (`*`: each channel)."""
 
@@ -209,6 +226,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
     def database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import CHANNELS, build_adapters
 from tropa.settings import Settings
@@ -39,6 +40,7 @@ def channel_workers(client: Client, settings: Settings, engine: sa.Engine, *, ta
             client, task_queue=f"{task_queue}-{channel}", activities=[send],
             activity_executor=ThreadPoolExecutor(max_workers=max_concurrent),
             max_concurrent_activities=max_concurrent,
+            interceptors=[DatabaseErrorsWithoutValues()],
             max_task_queue_activities_per_second=rate if rate and rate > 0 else None))
     return workers
 

@@ -104,6 +104,8 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         if not settings.delivery.receipts_base_url:
             # The sandbox posts delivery receipts back to this API, as a provider would.
             settings.delivery.receipts_base_url = f"http://{settings.api.host}:{settings.api.port}"
+        # The sandbox on this machine is the one internal address webhooks may call here.
+        settings.webhook.allowed_hosts.append(f"{settings.sandbox.host}:{settings.sandbox.port}")
         workers = build_workers(client, settings, engine)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
         sandbox = server(create_sandbox_app(), settings.sandbox.host, settings.sandbox.port)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.activities.interpreter import interpreter_activities
 from tropa.activities.segments import SegmentActivities
 from tropa.channels.base import ChannelAdapter
@@ -51,6 +52,7 @@ def build_worker(
                     SegmentActivities(engine, router).time_passing],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        interceptors=[DatabaseErrorsWithoutValues()],
     )
 
 
