@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from tropa.api import errors
 from tropa.api.limits import BodyLimit
-from tropa.api.routes import customers, events, journeys, receipts, runs
+from tropa.api.routes import customers, events, journeys, receipts, runs, unsubscribe
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     for module in (events, customers, journeys, runs):
         app.include_router(module.router)
     app.include_router(receipts.router)
+    app.include_router(unsubscribe.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

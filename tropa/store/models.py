@@ -109,6 +109,9 @@ class Message(SQLModel, table=True):
     status: str = Field(default="pending", index=True, max_length=32)
     reason: str | None = Field(default=None, max_length=500)
     provider_message_id: str | None = Field(default=None, index=True, max_length=200)
+    # Which provider the id belongs to: receipts are matched by both, ids are not unique
+    # across providers.
+    provider: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     history: list[dict[str, Any]] = _json(default_factory=list)
     created_at: datetime = _aware()
@@ -153,3 +156,6 @@ class ApiKey(SQLModel, table=True):
     scopes: list[str] = _json(default_factory=list)
     created_at: datetime = _aware()
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+from tropa.store.consent_models import ConsentChange as ConsentChange  # noqa: E402
