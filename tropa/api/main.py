@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from tropa.api import errors
+from tropa.api.access_log import hide_query_strings
 from tropa.api.limits import BodyLimit
 from tropa.api.routes import customers, events, journeys, receipts, runs, unsubscribe
 from tropa.services.events import EventRouter
@@ -37,6 +38,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.state.event_router = EventRouter(engine, temporal, catalogue,
                                          settings.temporal.task_queue)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    hide_query_strings()
     errors.install(app)
 
     for module in (events, customers, journeys, runs):

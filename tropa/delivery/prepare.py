@@ -16,7 +16,7 @@ from tropa.activities.interpreter import customer_zone
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
 from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
-from tropa.delivery.callback import callback_token
+from tropa.delivery.callback import callback_url
 from tropa.delivery.models import Prepared
 from tropa.delivery.store import Delivery
 from tropa.dsl.expressions import ExpressionError, render
@@ -160,11 +160,10 @@ class Preparer:
         adapter = self._adapters[message.channel]
         receipt_url = None
         if self._wants_receipt(message.channel):
-            base = self._settings.delivery.receipts_base_url.rstrip("/")
-            provider = getattr(adapter, "provider", "generic")
-            token = callback_token(
-                self._settings.delivery.receipts_secret.get_secret_value(), provider)
-            receipt_url = f"{base}/v1/providers/{provider}/receipts?token={token}"
+            receipt_url = callback_url(
+                self._settings.delivery.receipts_base_url,
+                self._settings.delivery.receipts_secret.get_secret_value(),
+                getattr(adapter, "provider", "generic"), message.id or 0)
         return OutgoingMessage(
             idempotency_key=key or message.idempotency_key, channel=message.channel,
             category=message.category, recipient=message.recipient, text=message.text,
