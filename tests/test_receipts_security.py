@@ -59,7 +59,7 @@ def _vonage(message_id: str, status: str = "delivered") -> dict[str, str]:
 
 
 async def test_a_callback_token_speaks_for_its_own_message_only(
-        harness: Harness, sandbox: SandboxServer, settings: Settings) -> None:
+        harness: Harness, sandbox: SandboxServer) -> None:
     for customer in ("c-1", "c-2"):
         await harness.fire("order.awaiting_payment", customer, {"url": "https://pay"})
     first, second = await eventually(lambda: sandbox.sent("sms")
@@ -130,7 +130,7 @@ async def test_ids_reused_after_a_provider_restart_reach_the_new_message(
 
 
 async def test_the_open_sandbox_listing_shows_no_tokens(
-        harness: Harness, sandbox: SandboxServer, settings: Settings) -> None:
+        harness: Harness, sandbox: SandboxServer) -> None:
     await harness.fire("order.awaiting_payment", "c-1", {"url": "https://pay"})
     await eventually(lambda: sandbox.sent("sms"))
 
