@@ -108,9 +108,11 @@ def _api(_args: argparse.Namespace) -> int:
 def _sandbox(_args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tropa.api.access_log import hide_query_strings
     from tropa.sandbox.app import Sandbox, create_sandbox_app
 
     settings = get_settings()
+    hide_query_strings()  # `?to=` holds phone numbers
     # Signs receipts with the key the API checks them with.
     box = Sandbox(settings.delivery.receipts_secret.get_secret_value())
     uvicorn.run(create_sandbox_app(box), host=settings.sandbox.host, port=settings.sandbox.port)
