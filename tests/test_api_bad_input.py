@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.api import api_client, make_app, make_key
+from tests.support.journeys import add_customer
 from tropa.settings import Settings
 
 EDGES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z",
@@ -125,3 +126,17 @@ async def test_phone_lookups_normalise_as_writes_do(api: httpx.AsyncClient, writ
     assert [c["id"] for c in found.json()] == ["p-1"]
     assert nonsense.status_code == 422
     assert nonsense.json()["errors"][0]["path"] == "query.phone"
+
+
+async def test_customers_stored_before_these_checks_are_still_shown(
+        api: httpx.AsyncClient, any_engine: sa.Engine) -> None:
+    future = datetime.now(UTC).date() + timedelta(days=30)
+    add_customer(any_engine, "old-1", time_zone="localtime", birthday=future)
+
+    shown = await api.get("/v1/customers/old-1")
+    patched = await api.patch("/v1/customers/old-1", json={"time_zone": "Europe/Samara"})
+
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["time_zone"] == "localtime"
+    assert patched.status_code == 200
+    assert patched.json()["time_zone"] == "Europe/Samara"
