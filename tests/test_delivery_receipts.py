@@ -128,11 +128,11 @@ async def test_receipts_posted_to_the_callback_url_are_taken_without_a_signature
     url = f"{settings.delivery.receipts_base_url}/v1/providers/vonage/receipts"
     body = {"messageId": "nope", "status": "delivered"}
     async with httpx.AsyncClient() as client:
-        with_token = await client.post(url, params={"token": callback_token(secret, "vonage")},
-                                       json=body)
+        with_token = await client.post(
+            url, params={"m": 1, "token": callback_token(secret, "vonage", 1)}, json=body)
         other_provider = await client.post(
-            url, params={"token": callback_token(secret, "whatsapp")}, json=body)
-        forged = await client.post(url, params={"token": "0" * 32}, json=body)
+            url, params={"m": 1, "token": callback_token(secret, "whatsapp", 1)}, json=body)
+        forged = await client.post(url, params={"m": 1, "token": "0" * 32}, json=body)
     assert with_token.status_code == 404  # authenticated; the message id is simply unknown
     assert other_provider.status_code == 401
     assert forged.status_code == 401

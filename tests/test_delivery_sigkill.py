@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import SandboxServer
 from tests.support.journeys import add_customer, publish_yaml
+from tests.support.secrets import production_secrets
 from tests.support.waiting import eventually
 from tropa.dsl.plan import RunStatus
 from tropa.sandbox.app import Faults
@@ -45,7 +46,7 @@ def worker_env(dev_server: WorkflowEnvironment, engine: sa.Engine, sandbox: Sand
             "TROPA_DELIVERY_DELIVER_TIMEOUT_SECONDS": "3",
             "TROPA_DELIVERY_RETRY_INITIAL_SECONDS": "0.5",
             "TROPA_DELIVERY_RETRY_MAX_INTERVAL_SECONDS": "2",
-            "TROPA_LOG_LEVEL": "WARNING"}
+            "TROPA_LOG_LEVEL": "WARNING", **production_secrets()}
 
 
 @pytest.fixture

@@ -86,3 +86,8 @@ class ProviderUnavailable(ProviderError):
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, final=False, reason=reason)
+
+
+class SettingsUnsafe(TropaError):
+    """A production process (`tropa api`, `tropa worker`) was given development secrets;
+    the message names each setting and how to fix it."""

@@ -63,7 +63,8 @@ class ApiSettings(BaseSettings):
 class ProviderSettings(BaseSettings):
     """Channel providers: URLs, credentials and sender names. Secrets never reach logs.
 
-    An empty URL points the channel at the sandbox server.
+    A channel whose URL is empty is not configured (its sends end with the reason
+    `channel_not_configured`), except in `tropa dev`, which points it at the sandbox.
     """
 
     model_config = SettingsConfigDict(env_prefix="TROPA_PROVIDER_")
@@ -121,6 +122,10 @@ class ProviderSettings(BaseSettings):
     webhook_secret: SecretStr = Field(default=SecretStr("dev-webhook-secret"),
                                       description="HMAC-SHA256 key signing webhook steps")
     timeout_seconds: float = Field(default=10.0, description="HTTP timeout of one provider call")
+    use_sandbox: bool = Field(
+        default=False, description="Send channels whose URL is empty to the sandbox server "
+        "(`tropa dev` turns this on); off, such a channel is not configured and its sends "
+        "are cancelled with the reason channel_not_configured")
 
 
 class DeliverySettings(BaseSettings):

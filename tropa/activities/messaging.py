@@ -107,7 +107,7 @@ class SendService:
             row.status, row.reason = status, reason
             row.attempts += 1
             if provider_message_id:
-                row.provider_message_id = provider_message_id
+                row.provider_message_id, row.provider = provider_message_id, provider
             note(row, status, f"{detail} (attempt {attempt})", now)
             session.add(row)
             delivery = session.get(Delivery, provider_key)

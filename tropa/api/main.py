@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from tropa.api import errors
+from tropa.api.access_log import hide_query_strings
 from tropa.api.limits import BodyLimit
 from tropa.api.routes import (
     cards,
@@ -18,6 +19,7 @@ from tropa.api.routes import (
     receipts,
     runs,
     segments,
+    unsubscribe,
 )
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
@@ -47,6 +49,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.state.event_router = EventRouter(engine, temporal, catalogue,
                                          settings.temporal.task_queue)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    hide_query_strings()
     errors.install(app)
 
     for module in (events, customers, journeys, runs, segments):
@@ -55,6 +58,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(cards.router)
     app.include_router(orders.router)
     app.include_router(imports.router)
+    app.include_router(unsubscribe.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

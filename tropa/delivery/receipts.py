@@ -6,7 +6,7 @@ import hashlib
 import hmac
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from tropa.channels.receipts import Receipt
 from tropa.clock import utcnow
@@ -27,12 +27,24 @@ def signature_ok(secret: str, raw: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, header)
 
 
-def record_receipt(engine: sa.Engine, receipt: Receipt) -> str | None:
-    """Record a receipt; the run's workflow id, or None when the message is not known."""
+def record_receipt(engine: sa.Engine, provider: str, receipt: Receipt,
+                   message_id: int | None = None) -> str | None:
+    """Record a receipt; the run's workflow id, or None when the message is not known.
+
+    The message is found by provider and provider message id together (ids are the
+    provider's own and repeat across providers, and across a provider's restarts); a
+    receipt that came to a message's callback URL (`message_id`) reaches that message only.
+    Of several rounds with the same id, the newest is meant."""
     now = utcnow()
     with session_scope(engine) as session:
-        delivery = session.exec(select(Delivery).where(
-            Delivery.provider_message_id == receipt.provider_message_id)).first()
+        query = select(Delivery).where(
+            Delivery.provider == provider,
+            Delivery.provider_message_id == receipt.provider_message_id)
+        if message_id is not None:
+            query = query.join(Message, col(Message.idempotency_key) == Delivery.message_key
+                               ).where(Message.id == message_id)
+        delivery = session.exec(query.order_by(col(Delivery.created_at).desc(),
+                                               col(Delivery.round).desc())).first()
         if delivery is None:
             return None
         message = session.exec(select(Message).where(

@@ -15,10 +15,11 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from tropa.api.main import create_app
+from tropa.dev_secrets import use_development_settings
 from tropa.dsl.compiler import compile_journey
 from tropa.errors import JourneyInvalid
 from tropa.logs import get_logger
-from tropa.sandbox.app import create_sandbox_app
+from tropa.sandbox.app import Sandbox, create_sandbox_app
 from tropa.services import journeys
 from tropa.services.api_keys import SCOPES, ensure_key
 from tropa.settings import Settings
@@ -87,6 +88,7 @@ def server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
 
 async def run_stack(settings: Settings, examples: Path | None) -> None:
     """Start everything, print where it is, and run until Ctrl-C."""
+    use_development_settings(settings)
     temporal_proc: subprocess.Popen[bytes] | None = None
     tcfg = settings.temporal
     if not tcfg.address:
@@ -108,7 +110,9 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         settings.webhook.allowed_hosts.append(f"{settings.sandbox.host}:{settings.sandbox.port}")
         workers = build_workers(client, settings, engine)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
-        sandbox = server(create_sandbox_app(), settings.sandbox.host, settings.sandbox.port)
+        sandbox = server(create_sandbox_app(Sandbox(
+            settings.delivery.receipts_secret.get_secret_value())),
+            settings.sandbox.host, settings.sandbox.port)
         _banner(settings, key, published)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
