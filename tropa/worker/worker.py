@@ -15,7 +15,7 @@ from tropa.activities.interpreter import interpreter_activities
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import build_adapters
 from tropa.settings import Settings
-from tropa.steps.registry import WorkerDeps, registry
+from tropa.steps.registry import WorkerDeps, log_plugins, registry
 from tropa.workflows.journey_run import JourneyRun
 
 
@@ -53,6 +53,7 @@ def build_workers(client: Client, settings: Settings, engine: sa.Engine, *,
     from tropa.delivery.workers import channel_workers
 
     queue = task_queue or settings.temporal.task_queue
+    log_plugins(registry())
     workers = [build_worker(client, settings, engine, task_queue=queue)]
     if settings.delivery.channel_queues:
         workers += channel_workers(client, settings, engine, task_queue=queue)
