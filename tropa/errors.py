@@ -86,3 +86,11 @@ class ProviderUnavailable(ProviderError):
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, final=False, reason=reason)
+
+
+class ProviderAnswerInvalid(ProviderError):
+    """The provider answered in a way Tropa cannot use (a 200 without a message id): final,
+    since asking again would get the same answer or send the message twice."""
+
+    def __init__(self, message: str, *, reason: str = "no_message_id") -> None:
+        super().__init__(message, final=True, reason=reason)
