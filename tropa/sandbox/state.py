@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -52,9 +53,15 @@ class Verdict:
 
 
 class Sandbox:
-    """Accepted messages (each once per idempotency key), every call, the current faults."""
+    """Accepted messages (each once per idempotency key), every call, the current faults.
 
-    def __init__(self, receipts_secret: str = "dev-receipts-secret") -> None:
+    With a `store` file (JSON lines; `tropa dev` keeps it in the data folder), accepted
+    messages and their receipt states outlive the process: after a crash and restart the
+    sandbox still deduplicates by key, answers with the same message ids and never hands
+    out an id twice, so exactly-once can be checked across a whole-stack crash."""
+
+    def __init__(self, receipts_secret: str = "dev-receipts-secret",
+                 store: Path | None = None) -> None:
         self.lock = threading.Lock()
         self.messages: list[dict[str, Any]] = []
         self.by_key: dict[str, dict[str, Any]] = {}
@@ -65,6 +72,42 @@ class Sandbox:
         self._secret = receipts_secret.encode()
         self._outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self._poster: threading.Thread | None = None
+        self._store = store
+        if store is not None:
+            self._load(store)
+
+    def _load(self, path: Path) -> None:
+        highest = 0
+        by_id: dict[str, dict[str, Any]] = {}
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: that write never completed
+            if entry.get("op") == "message":
+                record = entry["message"]
+                self.messages.append(record)
+                by_id[record["message_id"]] = record
+                if record.get("idempotency_key"):
+                    self.by_key[record["idempotency_key"]] = record
+                number = str(record["message_id"]).removeprefix("sbx-")
+                highest = max(highest, int(number) if number.isdigit() else 0)
+            elif entry.get("op") == "status" and entry.get("message_id") in by_id:
+                by_id[entry["message_id"]]["status"] = entry["status"]
+            elif entry.get("op") == "reset":
+                self.messages.clear()
+                self.by_key.clear()
+                by_id.clear()
+        self._ids = itertools.count(highest + 1)
+
+    def _persist(self, entry: dict[str, Any]) -> None:
+        """Append one change to the store (the caller holds the lock)."""
+        if self._store is None:
+            return
+        self._store.parent.mkdir(parents=True, exist_ok=True)
+        with self._store.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
 
     def accept(self, channel: str, key: str | None, payload: dict[str, Any],
                callback: str | None = None) -> Verdict:
@@ -93,6 +136,7 @@ class Sandbox:
             self.messages.append(record)
             if key:
                 self.by_key[key] = record
+            self._persist({"op": "message", "message": record})
             word = self._next_receipt()
         if callback and word != "none":
             self.post_receipt(record, word, callback)
@@ -106,7 +150,10 @@ class Sandbox:
 
     def post_receipt(self, record: dict[str, Any], word: str, url: str) -> None:
         """Queue a receipt in the record's provider shape; a thread posts it with retries."""
-        record["status"] = {"delivered": "delivered"}.get(word, word)
+        with self.lock:
+            record["status"] = {"delivered": "delivered"}.get(word, word)
+            self._persist({"op": "status", "message_id": record["message_id"],
+                           "status": record["status"]})
         mid = record["message_id"]
         if record.get("shape") == "whatsapp":
             state = {"delivered": "delivered", "rejected": "failed"}.get(word, "sent")
@@ -163,3 +210,4 @@ class Sandbox:
             self.calls.clear()
             self.receipts_posted.clear()
             self.faults = Faults()
+            self._persist({"op": "reset"})
