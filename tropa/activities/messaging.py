@@ -19,6 +19,7 @@ from tropa.channels.base import ChannelAdapter
 from tropa.clock import utcnow
 from tropa.delivery import models as m
 from tropa.delivery.prepare import Preparer, note
+from tropa.delivery.receipts import settle_early
 from tropa.delivery.store import Delivery
 from tropa.dsl.plan import StepCall, StepResult
 from tropa.errors import MessageInvalid, ProviderError, ProviderUnavailable
@@ -88,7 +89,7 @@ class SendService:
                                     options=dict(first.options) if first else {})
                 session.add(delivery)
         if delivery.provider_message_id:
-            return _delivered(delivery.provider_message_id, delivery.provider)
+            return self._delivered(delivery.provider_message_id, delivery.provider)
         outgoing = self._preparer.outgoing(message, delivery.options, key=provider_key)
         try:
             accepted = self._adapters[message.channel].send(outgoing)
@@ -116,7 +117,17 @@ class SendService:
                      attempt, accepted.provider_message_id, accepted.provider)
         log.info("message_accepted", channel=message.channel, workflow_id=message.workflow_id,
                  step_id=message.step_id, round=round_no, attempt=attempt)
-        return _delivered(accepted.provider_message_id, accepted.provider)
+        return self._delivered(accepted.provider_message_id, accepted.provider)
+
+    def _delivered(self, provider_message_id: str, provider: str) -> StepResult:
+        # A receipt may have come before this commit (the provider is fast, or the worker
+        # that made the call died before committing and the repeat got the same id, for
+        # which the provider posts no new receipt): the run gets it here.
+        early = settle_early(self._engine, provider_message_id)
+        return StepResult(outcome="accepted", data=m.Delivered(
+            provider_message_id=provider_message_id, provider=provider,
+            receipt_state=early.state if early else None,
+            receipt_reason=early.reason if early else "").model_dump())
 
     def _final(self, key: str, provider_key: str, reason: str, detail: str, attempt: int,
                message: Message) -> NoReturn:
@@ -168,8 +179,3 @@ def _now(call: StepCall) -> datetime:
     # the time-skipping test server moves.
     raw = call.params.get(m.NOW)
     return datetime.fromisoformat(str(raw)) if raw else utcnow()
-
-
-def _delivered(provider_message_id: str, provider: str) -> StepResult:
-    return StepResult(outcome="accepted", data=m.Delivered(
-        provider_message_id=provider_message_id, provider=provider).model_dump())

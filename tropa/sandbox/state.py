@@ -38,6 +38,10 @@ class Faults(BaseModel):
         "for one: delivered, undelivered (temporary), rejected (final) or none")
     undelivered_receipts: int = Field(
         default=0, description="The next N receipts say undelivered, whatever `receipt` says")
+    receipt_attempts: int = Field(
+        default=12, ge=1, le=100, description="How often a receipt is posted until Tropa "
+        "takes it (real providers retry for hours); 1 posts once, so a receipt that comes "
+        "before Tropa committed the message id is lost unless Tropa keeps it")
     whatsapp_webhook: str | None = Field(
         default=None, description="Where WhatsApp status webhooks go (Cloud API apps set it "
         "once, not per message)")
@@ -70,7 +74,7 @@ class Sandbox:
         self.receipts_posted: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._secret = receipts_secret.encode()
-        self._outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self._outbox: queue.Queue[tuple[str, dict[str, Any], int]] = queue.Queue()
         self._poster: threading.Thread | None = None
         self._store = store
         if store is not None:
@@ -168,7 +172,7 @@ class Sandbox:
                     "message-timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")}
         else:
             body = {"message_id": mid, "status": word}
-        self._outbox.put((url, body))
+        self._outbox.put((url, body, self.faults.receipt_attempts))
         with self.lock:
             if self._poster is None or not self._poster.is_alive():
                 self._poster = threading.Thread(target=self._post_loop, daemon=True,
@@ -185,11 +189,11 @@ class Sandbox:
         with httpx.Client(timeout=10) as client:
             while True:
                 try:
-                    url, body = self._outbox.get(timeout=30)
+                    url, body, attempts = self._outbox.get(timeout=30)
                 except queue.Empty:
                     return
                 raw = json.dumps(body).encode()
-                for attempt in range(12):
+                for attempt in range(attempts):
                     try:
                         answer = client.post(url, content=raw, headers={
                             "Content-Type": "application/json",

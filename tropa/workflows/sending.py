@@ -65,6 +65,8 @@ class Sender:
             result.channel = channel
             if result.status in _DONE:
                 detail = f"{result.status} via {channel}"
+                if result.reason:
+                    detail += f" ({result.reason})"
                 if tried:
                     detail += f" after {'; '.join(tried)}"
                 return result.status, detail, {"channel": channel, **result.data}
@@ -139,6 +141,12 @@ class Sender:
             data["provider_message_id"] = delivered.provider_message_id
             if not p.wants_receipt:
                 return Outcome("accepted", data=data)
+            if delivered.receipt_state:
+                # The receipt came before the id was committed (a worker died in between):
+                # the deliver phase found it, nothing to wait for.
+                self.receipt(m.ReceiptSignal(provider_message_id=delivered.provider_message_id,
+                                             state=delivered.receipt_state,
+                                             reason=delivered.receipt_reason))
             receipt = await self._await_receipt(delivered.provider_message_id, p, deadline)
             if receipt is None:
                 if deadline is not None and workflow.now() >= deadline:
