@@ -70,6 +70,8 @@ class Sandbox:
         self.messages: list[dict[str, Any]] = []
         self.by_key: dict[str, dict[str, Any]] = {}
         self.calls: list[dict[str, Any]] = []
+        self.in_progress = 0
+        """Calls received and not yet answered."""
         self.faults = Faults()
         self.receipts_posted: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
@@ -120,6 +122,15 @@ class Sandbox:
             # The call is on record as soon as it arrives, so a watcher sees sends in flight.
             self.calls.append({"channel": channel, "to": payload.get("to"), "key": key,
                                "at": datetime.now(UTC).isoformat()})
+            self.in_progress += 1
+        try:
+            return self._answer(channel, key, payload, callback)
+        finally:
+            with self.lock:
+                self.in_progress -= 1
+
+    def _answer(self, channel: str, key: str | None, payload: dict[str, Any],
+                callback: str | None) -> Verdict:
         delay = self.faults.slow_seconds
         if delay > 0:
             time.sleep(delay)  # a slow provider, as the admin asked for
