@@ -82,8 +82,8 @@ def postgres_url() -> Iterator[str]:
 
 # Every table, children before their parents, emptied before each test that asks for a database.
 CHILD_TABLES_FIRST = (
-    "consent_changes", "segment_moves", "customer_segments", "segment_snapshots", "rf_configs",
-    "sweep_marks", "messages", "side_effects", "events", "journey_versions", "journeys",
+    "early_receipts", "consent_changes", "segment_moves", "customer_segments",
+    "segment_snapshots", "rf_configs", "sweep_marks", "messages", "side_effects", "events", "journey_versions", "journeys",
     "audit_log", "import_jobs", "order_status_changes", "orders", "purchase_stats", "cards",
     "customer_aliases", "tags", "customers", "api_keys", "active_runs",
 )

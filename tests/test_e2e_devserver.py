@@ -23,7 +23,7 @@ from tropa.workflows.journey_run import JourneyRun
 
 JOURNEY = """
 journey: welcome-chain
-description: three reminders a few seconds apart
+description: a welcome, a reminder, and a last call a day later
 trigger: {event: signup}
 exit_on: [order.placed]
 settings: {category: marketing}
@@ -31,7 +31,9 @@ steps:
   - send: {channel: sms, text: "Welcome, {{ customer.first_name }}!"}
   - wait: 2s
   - send: {channel: email, subject: "Hello again", text: "Your welcome bonus waits"}
-  - wait: 4s
+  # A day, not seconds: the exit event below lands in this wait however slow the machine,
+  # so the test never races a clock.
+  - wait: 1d
   - send: {channel: sms, text: "Last reminder"}
 """
 

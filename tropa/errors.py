@@ -91,3 +91,11 @@ class ProviderUnavailable(ProviderError):
 class SettingsUnsafe(TropaError):
     """A production process (`tropa api`, `tropa worker`) was given development secrets;
     the message names each setting and how to fix it."""
+
+
+class ProviderAnswerInvalid(ProviderError):
+    """The provider answered in a way Tropa cannot use (a 200 without a message id): final,
+    since asking again would get the same answer or send the message twice."""
+
+    def __init__(self, message: str, *, reason: str = "no_message_id") -> None:
+        super().__init__(message, final=True, reason=reason)

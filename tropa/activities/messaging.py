@@ -9,6 +9,7 @@ key before (a worker killed after the call, before the commit) answers with the 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NoReturn
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -18,9 +19,10 @@ from tropa.channels.base import ChannelAdapter
 from tropa.clock import utcnow
 from tropa.delivery import models as m
 from tropa.delivery.prepare import Preparer, note
+from tropa.delivery.receipts import settle_early
 from tropa.delivery.store import Delivery
 from tropa.dsl.plan import StepCall, StepResult
-from tropa.errors import MessageInvalid, ProviderUnavailable
+from tropa.errors import MessageInvalid, ProviderError, ProviderUnavailable
 from tropa.logs import get_logger
 from tropa.settings import Settings
 from tropa.store.db import session_scope
@@ -54,8 +56,17 @@ class SendService:
         channel = str(call.params.get(m.CHANNEL) or call.params["channel"])
         key = m.message_key(call, channel)
         now = _now(call)
-        with session_scope(self._engine) as session:
-            prepared, _ = self._preparer.prepare(session, call, channel, key, now)
+        try:
+            with session_scope(self._engine) as session:
+                prepared, _ = self._preparer.prepare(session, call, channel, key, now)
+        except sa.exc.DataError as exc:
+            # A value the store refuses (too long, a character it cannot hold) is refused
+            # again on every retry: final at once. The text names no value (personal data).
+            log.error("message_not_storable", channel=channel, error=type(exc.orig).__name__,
+                      workflow_id=call.run.workflow_id)
+            raise ApplicationError(
+                "the message cannot be stored: a value does not fit its column",
+                type="SendFailed.not_storable", non_retryable=True) from None
         if self._settings.delivery.channel_queues:
             prepared.deliver_queue = f"{task_queue}-{channel}"
         if prepared.status in ("suppressed", "cancelled"):
@@ -78,7 +89,7 @@ class SendService:
                                     options=dict(first.options) if first else {})
                 session.add(delivery)
         if delivery.provider_message_id:
-            return _delivered(delivery.provider_message_id, delivery.provider)
+            return self._delivered(delivery.provider_message_id, delivery.provider)
         outgoing = self._preparer.outgoing(message, delivery.options, key=provider_key)
         try:
             accepted = self._adapters[message.channel].send(outgoing)
@@ -92,11 +103,39 @@ class SendService:
             log.warning("send_retrying", channel=message.channel, reason=exc.reason,
                         attempt=attempt, workflow_id=message.workflow_id)
             raise ApplicationError(str(exc), type=f"ProviderUnavailable.{exc.reason}") from exc
+        except ProviderError as exc:
+            # The provider's answer cannot be used (a 200 without a message id): asking
+            # again gets the same answer or sends twice.
+            self._final(key, provider_key, exc.reason, str(exc), attempt, message)
+        except Exception as exc:
+            # Only the errors above are transient; anything else an adapter raises (a header
+            # it cannot encode, an answer it cannot read) fails the same way every time.
+            self._final(key, provider_key, "send_error",
+                        f"{type(exc).__name__} while handing the message to the provider",
+                        attempt, message)
         self._record(key, provider_key, "accepted", None, "provider accepted the message",
                      attempt, accepted.provider_message_id, accepted.provider)
         log.info("message_accepted", channel=message.channel, workflow_id=message.workflow_id,
                  step_id=message.step_id, round=round_no, attempt=attempt)
-        return _delivered(accepted.provider_message_id, accepted.provider)
+        return self._delivered(accepted.provider_message_id, accepted.provider)
+
+    def _delivered(self, provider_message_id: str, provider: str) -> StepResult:
+        # A receipt may have come before this commit (the provider is fast, or the worker
+        # that made the call died before committing and the repeat got the same id, for
+        # which the provider posts no new receipt): the run gets it here.
+        early = settle_early(self._engine, provider_message_id, provider)
+        return StepResult(outcome="accepted", data=m.Delivered(
+            provider_message_id=provider_message_id, provider=provider,
+            receipt_state=early.state if early else None,
+            receipt_reason=early.reason if early else "").model_dump())
+
+    def _final(self, key: str, provider_key: str, reason: str, detail: str, attempt: int,
+               message: Message) -> NoReturn:
+        self._record(key, provider_key, "failed", reason, detail, attempt)
+        log.error("send_failed", channel=message.channel, reason=reason, attempt=attempt,
+                  workflow_id=message.workflow_id)
+        raise ApplicationError(detail, {"reason": reason}, type=f"SendFailed.{reason}",
+                               non_retryable=True) from None
 
     def _record(self, key: str, provider_key: str, status: str, reason: str | None,
                 detail: str, attempt: int, provider_message_id: str | None = None,
@@ -140,8 +179,3 @@ def _now(call: StepCall) -> datetime:
     # the time-skipping test server moves.
     raw = call.params.get(m.NOW)
     return datetime.fromisoformat(str(raw)) if raw else utcnow()
-
-
-def _delivered(provider_message_id: str, provider: str) -> StepResult:
-    return StepResult(outcome="accepted", data=m.Delivered(
-        provider_message_id=provider_message_id, provider=provider).model_dump())

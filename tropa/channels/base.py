@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from tropa.errors import MessageInvalid, ProviderUnavailable
+from tropa.errors import MessageInvalid, ProviderAnswerInvalid, ProviderUnavailable
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,21 @@ def post_json(
     except httpx.TransportError as exc:
         raise ProviderUnavailable(f"provider unreachable: {type(exc).__name__}",
                                   reason="unreachable") from exc
+
+
+def answer_id(response: httpx.Response, *path: str | int) -> str:
+    """The message id at `path` in a successful answer's JSON.
+
+    A provider that took the call but gives no id is final (ProviderAnswerInvalid): asking
+    again gets the same answer, and without an id no receipt can find the message."""
+    try:
+        value: Any = response.json()
+        for part in path:
+            value = value[part]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ProviderAnswerInvalid(
+            f"the provider answered {response.status_code} without a message id") from exc
+    if value is None or isinstance(value, dict | list) or str(value) == "":
+        raise ProviderAnswerInvalid(
+            f"the provider answered {response.status_code} without a message id")
+    return str(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tropa.channels.base import Accepted, OutgoingMessage, post_json, raise_for_provider
+from tropa.channels.base import Accepted, OutgoingMessage, answer_id, post_json, raise_for_provider
 from tropa.errors import MessageInvalid
 
 
@@ -41,7 +41,7 @@ class EmailApiAdapter:
             },
         )
         raise_for_provider(response)
-        return Accepted(provider_message_id=str(response.json()["message_id"]),
+        return Accepted(provider_message_id=answer_id(response, "message_id"),
                         provider=self.provider)
 
 

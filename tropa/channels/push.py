@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tropa.channels.base import Accepted, OutgoingMessage, post_json
+from tropa.channels.base import Accepted, OutgoingMessage, answer_id, post_json
 from tropa.errors import MessageInvalid, ProviderUnavailable
 
 # FCM error statuses that are the message's own fault.
@@ -38,7 +38,7 @@ class FcmAdapter:
         response = post_json(self._client, self._url, token=self._token,
                              idempotency_key=message.provider_ref(), body=body)
         if response.is_success:
-            return Accepted(provider_message_id=str(response.json()["name"]),
+            return Accepted(provider_message_id=answer_id(response, "name"),
                             provider=self.provider)
         try:
             status = str(response.json()["error"]["status"])

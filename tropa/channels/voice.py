@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 
-from tropa.channels.base import Accepted, OutgoingMessage, post_json, raise_for_provider
+from tropa.channels.base import Accepted, OutgoingMessage, answer_id, post_json, raise_for_provider
 from tropa.errors import MessageInvalid
 
 _MAX_TTS = 1000
@@ -44,7 +44,7 @@ class VoiceAdapter:
         response = post_json(self._client, f"{self._base}/voice/v1/calls", token=self._token,
                              idempotency_key=message.provider_ref(), body=body)
         raise_for_provider(response)
-        return Accepted(provider_message_id=str(response.json()["call_id"]),
+        return Accepted(provider_message_id=answer_id(response, "call_id"),
                         provider=self.provider)
 
 
@@ -62,5 +62,5 @@ class FlashCallAdapter(VoiceAdapter):
                              token=self._token, idempotency_key=message.provider_ref(),
                              body={"to": message.recipient})
         raise_for_provider(response)
-        return Accepted(provider_message_id=str(response.json()["call_id"]),
+        return Accepted(provider_message_id=answer_id(response, "call_id"),
                         provider=self.provider)

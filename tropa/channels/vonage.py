@@ -10,7 +10,7 @@ import httpx
 
 from tropa.channels.base import Accepted, OutgoingMessage, post_json, raise_for_provider
 from tropa.channels.sms import check_sms, is_gsm7
-from tropa.errors import MessageInvalid, ProviderUnavailable
+from tropa.errors import MessageInvalid, ProviderAnswerInvalid, ProviderUnavailable
 
 # Vonage SMS API status codes: the message's own fault, never retried.
 FINAL = {
@@ -68,9 +68,12 @@ class VonageSmsAdapter:
             first = response.json()["messages"][0]
             status = str(first["status"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ProviderUnavailable("provider answered without a message status",
-                                      reason="bad_answer") from exc
+            # A 200 Tropa cannot read: asking again could send twice, so it is final.
+            raise ProviderAnswerInvalid("provider answered without a message status",
+                                        reason="bad_answer") from exc
         if status == "0":
+            if not first.get("message-id"):
+                raise ProviderAnswerInvalid("provider accepted without a message id")
             return Accepted(provider_message_id=str(first["message-id"]), provider=self.provider)
         text = str(first.get("error-text") or f"status {status}")
         if status in FINAL:

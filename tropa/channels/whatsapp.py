@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tropa.channels.base import Accepted, OutgoingMessage, post_json
+from tropa.channels.base import Accepted, OutgoingMessage, answer_id, post_json
 from tropa.errors import MessageInvalid, ProviderUnavailable
 
 # Graph API error codes that mean the message itself cannot go.
@@ -66,7 +66,7 @@ class WhatsAppAdapter:
         response = post_json(self._client, self._url, token=self._token,
                              idempotency_key=message.provider_ref(), body=self.body(message))
         if response.is_success:
-            return Accepted(provider_message_id=str(response.json()["messages"][0]["id"]),
+            return Accepted(provider_message_id=answer_id(response, "messages", 0, "id"),
                             provider=self.provider)
         try:
             error = response.json().get("error", {})

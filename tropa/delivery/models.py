@@ -41,6 +41,10 @@ class Delivered(BaseModel):
 
     provider_message_id: str
     provider: str = ""
+    receipt_state: str | None = None
+    """A receipt that came before the id was committed (delivered, undelivered, rejected):
+    the run takes it instead of waiting for one."""
+    receipt_reason: str = ""
 
 
 class ReceiptSignal(BaseModel):

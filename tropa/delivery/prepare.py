@@ -15,6 +15,7 @@ from tropa.activities.customer_context import customer_view, customer_zone, load
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
 from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
+from tropa.delivery import limits
 from tropa.delivery.callback import callback_url
 from tropa.delivery.models import Prepared
 from tropa.delivery.store import Delivery
@@ -84,6 +85,7 @@ class Preparer:
         else:
             message.status, message.reason = problem[0], problem[1]
             note(message, problem[0], problem[2], now)
+            _keep_preview(message)
         session.add(message)
         session.flush()
         return self._prepared(message, channel), message
@@ -112,12 +114,15 @@ class Preparer:
     def _render(self, call: StepCall, customer: Customer, message: Message, channel: str,
                 now: datetime) -> dict[str, Any]:
         message.recipient = self._recipient(customer, channel)
+        limits.check_recipient(message.recipient)
         context = {**call.context, "customer": customer_view(customer)}
         message.text = render(str(call.params.get("text") or ""), context)
         if call.params.get("subject"):
             message.subject = render(str(call.params["subject"]), context)
         if call.params.get("html"):
             message.html = render(str(call.params["html"]), context)
+        limits.check_rendered(channel, text=message.text, subject=message.subject,
+                              html=message.html)
         options: dict[str, Any] = {}
         if channel == "whatsapp":
             options = self._whatsapp(call, customer, context, now)
@@ -188,6 +193,15 @@ class Preparer:
             wants_receipt=self._wants_receipt(channel),
             receipt_timeout_seconds=d.receipt_timeout_seconds,
             redeliver_after_seconds=d.redeliver_after_seconds, max_rounds=d.max_rounds)
+
+
+def _keep_preview(message: Message) -> None:
+    """A message that is not sent keeps only a bounded preview of what was rendered: an
+    oversize text is a content error, not something to store (or to fail storing)."""
+    message.text = limits.preview(message.text, limits.STORED_PREVIEW) or ""
+    message.html = limits.preview(message.html, limits.STORED_PREVIEW)
+    message.subject = limits.preview(message.subject, limits.SUBJECT_MAX)
+    message.recipient = limits.preview(message.recipient, limits.RECIPIENT_MAX) or ""
 
 
 def _reason(exc: Exception) -> str:

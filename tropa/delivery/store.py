@@ -36,3 +36,20 @@ class Delivery(SQLModel, table=True):
                                     sa_column=Column(sa.JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class EarlyReceipt(SQLModel, table=True):
+    """A receipt that came before Tropa knew the provider's message id.
+
+    A provider may post a receipt before the deliver activity has committed the id it was
+    given, or while the worker that made the call is dead; the repeated call then gets the
+    existing id and the provider posts no new receipt. The receipt is kept here and the
+    deliver phase takes it when it records the id, so the run does not wait in silence.
+    """
+
+    __tablename__ = "early_receipts"
+
+    provider_message_id: str = Field(primary_key=True, max_length=200)
+    state: str = Field(max_length=32)
+    reason: str | None = Field(default=None, max_length=500)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))

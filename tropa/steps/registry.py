@@ -65,6 +65,8 @@ class Registry:
 
     def __init__(self) -> None:
         self._types: dict[str, StepType] = {}
+        self.plugins: dict[str, str] = {}
+        """Step types that came from entry points: name -> entry point value."""
 
     def register(self, step: StepType) -> None:
         """Add a step type; a name can be taken only once."""
@@ -125,7 +127,9 @@ def _load_plugins(registry: Registry) -> None:
                 registry.register(step)
             except ValueError as exc:
                 raise PluginError(f"{where}: {exc}") from exc
-            log.info("step_type_plugin_loaded", step_type=step.name, entry_point=ep.value)
+            # Logged once by the worker that serves it (`log_plugins`), not by every
+            # `tropa validate` or API process that builds the registry.
+            registry.plugins[step.name] = ep.value
 
 
 def build_registry(*, plugins: bool = True) -> Registry:
@@ -142,6 +146,12 @@ def build_registry(*, plugins: bool = True) -> Registry:
     if plugins:
         _load_plugins(reg)
     return reg
+
+
+def log_plugins(reg: Registry) -> None:
+    """Say which plugin step types a worker serves: one line each, at worker start."""
+    for name, entry_point in reg.plugins.items():
+        log.info("step_type_plugin_loaded", step_type=name, entry_point=entry_point)
 
 
 _REGISTRY: Registry | None = None

@@ -77,6 +77,9 @@ STEP = StepType(
     call=ActivityCall(
         activity="tropa.update_customer",
         start_to_close_seconds=30,
+        # Database work only: an hour of retries at most, then the run fails with the step
+        # and the reason in its status (never a run retrying for ever in silence).
+        schedule_to_close_seconds=3600,
         retry=RetrySpec(maximum_interval_seconds=60, maximum_attempts=0),
     ),
     activity=update_customer_activity,

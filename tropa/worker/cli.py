@@ -55,11 +55,16 @@ def _count(steps: list) -> int:  # type: ignore[type-arg]
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from tropa.worker.devserver import PortTaken
     from tropa.worker.stack import run_stack
 
     settings = get_settings()
     examples = Path(args.examples) if args.examples else None
-    asyncio.run(run_stack(settings, examples))
+    try:
+        asyncio.run(run_stack(settings, examples))
+    except PortTaken as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -25,7 +25,12 @@ from tropa.services.api_keys import SCOPES, ensure_key
 from tropa.settings import Settings
 from tropa.store.db import make_engine, migrate, session_scope
 from tropa.store.models import Journey
-from tropa.worker.devserver import register_search_attributes, start_dev_server, wait_for_port
+from tropa.worker.devserver import (
+    check_ports_free,
+    register_search_attributes,
+    start_dev_server,
+    wait_for_port,
+)
 from tropa.worker.schedules import ensure_schedules
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
@@ -91,12 +96,13 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
     use_development_settings(settings)
     temporal_proc: subprocess.Popen[bytes] | None = None
     tcfg = settings.temporal
+    check_ports_free(stack_ports(settings))
     if not tcfg.address:
         temporal_proc = start_dev_server(settings.data_dir / "temporal.db", tcfg.dev_port,
                                          tcfg.dev_ui_port)
     try:
         if temporal_proc is not None:
-            await wait_for_port("127.0.0.1", tcfg.dev_port)
+            await wait_for_port("127.0.0.1", tcfg.dev_port, proc=temporal_proc)
         client: Client = await connect(tcfg)
         await register_search_attributes(client)
         await ensure_schedules(client, tcfg.task_queue)
@@ -110,9 +116,11 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         settings.webhook.allowed_hosts.append(f"{settings.sandbox.host}:{settings.sandbox.port}")
         workers = build_workers(client, settings, engine)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
-        sandbox = server(create_sandbox_app(Sandbox(
-            settings.delivery.receipts_secret.get_secret_value())),
-            settings.sandbox.host, settings.sandbox.port)
+        # The sandbox keeps what it accepted in the data folder, so a whole-stack crash and
+        # restart can still be checked for exactly-once.
+        box = Sandbox(settings.delivery.receipts_secret.get_secret_value(),
+                      store=settings.data_dir / "sandbox-messages.jsonl")
+        sandbox = server(create_sandbox_app(box), settings.sandbox.host, settings.sandbox.port)
         _banner(settings, key, published)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -136,6 +144,17 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
                 temporal_proc.wait(timeout=15)
             if temporal_proc.poll() is None:
                 temporal_proc.kill()
+
+
+def stack_ports(settings: Settings) -> dict[str, tuple[str, int]]:
+    """The ports `tropa dev` listens on, by the setting that moves each."""
+    ports = {"TROPA_API_PORT": ("the API", settings.api.port),
+             "TROPA_SANDBOX_PORT": ("the sandbox providers", settings.sandbox.port)}
+    if not settings.temporal.address:
+        ports["TROPA_TEMPORAL_DEV_PORT"] = ("the Temporal dev server", settings.temporal.dev_port)
+        ports["TROPA_TEMPORAL_DEV_UI_PORT"] = ("the Temporal Web UI",
+                                              settings.temporal.dev_ui_port)
+    return ports
 
 
 def _banner(settings: Settings, key: str, published: list[str]) -> None:

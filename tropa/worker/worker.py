@@ -19,7 +19,7 @@ from tropa.channels.catalog import build_adapters
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
-from tropa.steps.registry import WorkerDeps, registry
+from tropa.steps.registry import WorkerDeps, log_plugins, registry
 from tropa.workflows.journey_run import JourneyRun
 from tropa.workflows.segments_daily import SegmentsDaily
 
@@ -63,6 +63,7 @@ def build_workers(client: Client, settings: Settings, engine: sa.Engine, *,
     from tropa.delivery.workers import channel_workers
 
     queue = task_queue or settings.temporal.task_queue
+    log_plugins(registry())
     workers = [build_worker(client, settings, engine, task_queue=queue)]
     if settings.delivery.channel_queues:
         workers += channel_workers(client, settings, engine, task_queue=queue)

@@ -14,7 +14,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from tropa.delivery.models import ReceiptSignal
@@ -34,7 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from tropa.workflows.inputs import EvaluateInput, NextLocalTimeInput
     from tropa.workflows.sending import Sender
 
+# Local activities read the customer: retried for an hour at most, then the step fails
+# with its reason (see `_step`) instead of the run retrying for ever.
 LOCAL = {"start_to_close_timeout": timedelta(seconds=30),
+         "schedule_to_close_timeout": timedelta(hours=1),
          "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
 
 
@@ -148,9 +152,19 @@ class JourneyRun:
         self._records.append(record)
         workflow.upsert_search_attributes([sa.STEP.value_set(step.id)])
         handler = getattr(self, f"_do_{step.type}", None)
-        outcome, detail, children = (
-            await handler(step) if handler is not None else await self._activity(step)
-        )
+        try:
+            outcome, detail, children = (
+                await handler(step) if handler is not None else await self._activity(step)
+            )
+        except ActivityError as err:
+            if self._stopping or isinstance(err.cause, CancelledError):
+                raise
+            # The run ends failed, and its status says where and why.
+            reason = _failure_reason(err)
+            record.outcome, record.detail, record.finished_at = "failed", reason, workflow.now()
+            self._state = "failed"
+            raise ApplicationError(f"step {step.id} failed: {reason}", type="StepFailed",
+                                   non_retryable=True) from err
         record.outcome, record.detail, record.finished_at = outcome, detail, workflow.now()
         if children:
             await self._walk(children)
@@ -318,3 +332,19 @@ class JourneyRun:
             customer_id=inp.customer_id,
             category=inp.plan.category,
         )
+
+
+def _failure_reason(err: ActivityError) -> str:
+    """What made an activity fail for good, in words for the run's status: the error's type
+    and first line only (later lines of a database error carry the statement's values)."""
+    cause = err.cause
+    if isinstance(cause, ActivityTimeout):
+        what = f"timed out ({cause.type.name.lower() if cause.type is not None else 'timeout'})"
+    elif isinstance(cause, ApplicationError):
+        first = cause.message.splitlines()[0][:200] if cause.message else ""
+        what = f"{cause.type or 'error'}: {first}"
+    else:
+        what = type(cause).__name__ if cause is not None else "error"
+    if err.retry_state == RetryState.TIMEOUT or isinstance(cause, ActivityTimeout):
+        return f"{err.activity_type or 'activity'} did not finish in time; last error: {what}"
+    return what

@@ -19,9 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from tropa.dsl.durations import parse_duration
     from tropa.dsl.plan import PlanStep, RunRef, StepCall, StepResult
 
-# The prepare phase only touches the database; it retries quickly and without end.
+# The prepare phase only touches the database: it retries quickly, for at most an hour (a
+# database down that long fails the step with a reason, it does not stall the run).
 _PREPARE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
-_DONE = ("accepted", "delivered")
+PREPARE_BOUND = timedelta(hours=1)
+# `sent_unconfirmed`: the provider took the message, but no receipt came within
+# receipt_timeout (a receipt can be lost when a worker dies between the provider's accept
+# and Tropa's commit: the repeated call gets the existing id and no new receipt).
+_DONE = ("accepted", "delivered", "sent_unconfirmed")
 
 
 @dataclass
@@ -60,6 +65,8 @@ class Sender:
             result.channel = channel
             if result.status in _DONE:
                 detail = f"{result.status} via {channel}"
+                if result.reason:
+                    detail += f" ({result.reason})"
                 if tried:
                     detail += f" after {'; '.join(tried)}"
                 return result.status, detail, {"channel": channel, **result.data}
@@ -78,17 +85,18 @@ class Sender:
             try:
                 answer: StepResult = await workflow.execute_activity(
                     "tropa.send", call, result_type=StepResult,
-                    start_to_close_timeout=timedelta(seconds=30), retry_policy=_PREPARE_RETRY)
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=PREPARE_BOUND, retry_policy=_PREPARE_RETRY)
             except ActivityError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.non_retryable:
-                    # A data error (unknown customer) or, in histories of the one-activity
-                    # send, a cancelled message.
-                    reason = (cause.type or "failed").removeprefix("MessageInvalid.")
-                    status = "cancelled" if (cause.type or "").startswith("MessageInvalid") \
-                        else "failed"
-                    return Outcome(status, reason)
-                raise
+                # A data error (unknown customer, a value the store refuses) or, in histories
+                # of the one-activity send, a cancelled message; or the hour passed.
+                if isinstance(err.cause, ActivityTimeout):
+                    return Outcome("failed", "prepare did not finish within "
+                                   f"{PREPARE_BOUND} (is the database reachable?)")
+                final = _final(err)
+                if final is None:
+                    raise
+                return final
             prepared = m.Prepared.model_validate(answer.data)
             if prepared.status != "quiet" or prepared.wait_until is None:
                 break
@@ -122,23 +130,30 @@ class Sender:
                         maximum_interval=timedelta(seconds=p.retry_max_interval_seconds),
                         maximum_attempts=0))
             except ActivityError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.non_retryable:
-                    reason = (cause.type or "").removeprefix("MessageInvalid.")
-                    return Outcome("cancelled", reason, data=data)
-                if isinstance(cause, ActivityTimeout):
+                if isinstance(err.cause, ActivityTimeout):
                     return Outcome("not_delivered", "deliver_within passed", data=data)
-                raise
+                final = _final(err)
+                if final is None:
+                    raise
+                final.data = data
+                return final
             delivered = m.Delivered.model_validate(answer.data)
             data["provider_message_id"] = delivered.provider_message_id
             if not p.wants_receipt:
                 return Outcome("accepted", data=data)
+            if delivered.receipt_state:
+                # The receipt came before the id was committed (a worker died in between):
+                # the deliver phase found it, nothing to wait for.
+                self.receipt(m.ReceiptSignal(provider_message_id=delivered.provider_message_id,
+                                             state=delivered.receipt_state,
+                                             reason=delivered.receipt_reason))
             receipt = await self._await_receipt(delivered.provider_message_id, p, deadline)
             if receipt is None:
                 if deadline is not None and workflow.now() >= deadline:
                     return Outcome("not_delivered", "no receipt within deliver_within",
                                    data=data)
-                return Outcome("accepted", "no receipt", data=data)
+                return Outcome("sent_unconfirmed", "no receipt within receipt_timeout",
+                               data=data)
             if receipt.state == "delivered":
                 return Outcome("delivered", data=data)
             if receipt.state == "rejected":
@@ -161,6 +176,18 @@ class Sender:
         except TimeoutError:
             return None
         return self.receipts[provider_message_id]
+
+
+def _final(err: ActivityError) -> Outcome | None:
+    """A phase's final failure as the channel's outcome; None for anything else (a
+    cancellation, which must go on up)."""
+    cause = err.cause
+    if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+        return None
+    kind = cause.type or "failed"
+    if kind.startswith("MessageInvalid."):
+        return Outcome("cancelled", kind.removeprefix("MessageInvalid."))
+    return Outcome("failed", kind.removeprefix("SendFailed."))
 
 
 def _left(deadline: datetime | None) -> timedelta | None:
