@@ -84,7 +84,9 @@ def _fresh_engine(url: str) -> sa.Engine:
     migrate(url)
     engine = make_engine(url)
     with engine.begin() as conn:
-        for table in ("messages", "side_effects", "events", "journey_versions", "journeys",
+        for table in ("coupon_redemptions", "coupons", "coupon_series", "loyalty_entries",
+                      "loyalty_buckets", "loyalty_operations", "loyalty_accounts",
+                      "messages", "side_effects", "events", "journey_versions", "journeys",
                       "customers", "api_keys", "active_runs"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     return engine

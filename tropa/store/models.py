@@ -153,3 +153,7 @@ class ApiKey(SQLModel, table=True):
     scopes: list[str] = _json(default_factory=list)
     created_at: datetime = _aware()
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+# Loyalty tables live in their own module; importing it registers them with the metadata.
+import tropa.store.loyalty_models  # noqa: E402, F401
