@@ -87,6 +87,8 @@ def _fresh_engine(url: str) -> sa.Engine:
         for table in ("coupon_redemptions", "coupons", "coupon_series", "loyalty_entries",
                       "loyalty_buckets", "loyalty_operations", "loyalty_accounts",
                       "messages", "side_effects", "events", "journey_versions", "journeys",
+                      "audit_log", "import_jobs", "order_status_changes", "orders",
+                      "purchase_stats", "cards", "customer_aliases", "tags",
                       "customers", "api_keys", "active_runs"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     return engine

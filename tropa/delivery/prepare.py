@@ -13,8 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from tropa.activities.customer_context import customer_view, load_customer
-from tropa.activities.interpreter import customer_zone
+from tropa.activities.customer_context import customer_view, customer_zone, load_customer
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
 from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone

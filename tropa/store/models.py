@@ -42,6 +42,7 @@ class Customer(SQLModel, table=True):
     attributes: dict[str, Any] = _json(default_factory=dict)
     created_at: datetime = _aware()
     updated_at: datetime = _aware()
+    registered_at: date | None = None
 
 
 class Event(SQLModel, table=True):
@@ -155,5 +156,9 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
-# Loyalty tables live in their own module; importing it registers them with the metadata.
-import tropa.store.loyalty_models  # noqa: E402, F401
+
+# The customers domain's tables (cards, orders, audit, ...) live in their own module.
+from tropa.store import customer_models as _customer_models  # noqa: E402, F401
+
+# Loyalty tables (accounts, buckets, entries, coupons) live in their own module.
+from tropa.store import loyalty_models as _loyalty_models  # noqa: E402, F401

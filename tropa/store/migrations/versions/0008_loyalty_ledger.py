@@ -1,7 +1,7 @@
 """loyalty ledger: accounts, operations, buckets, entries; coupon series, coupons, redemptions
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0007"  # re-chained after 0007 (h7) was merged into this branch
 branch_labels = None
 depends_on = None
 
