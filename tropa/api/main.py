@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from tropa.api import errors
 from tropa.api.limits import BodyLimit
-from tropa.api.routes import customers, events, journeys, receipts, runs
+from tropa.api.routes import customers, events, journeys, loyalty, receipts, runs
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -16,8 +16,8 @@ from tropa.settings import Settings
 DESCRIPTION = """Events, customers, journeys and runs of Tropa, the retail journey engine.
 
 Every request carries an API key in the `X-API-Key` header; scopes are `events:write`,
-`read` and `admin` (admin may do everything). Errors are JSON with a `detail`; a 422 lists
-every invalid field with its JSON path. Bodies over {limit} bytes get 413.
+`read`, `loyalty:write` and `admin` (admin may do everything). Errors are JSON with a
+`detail`; a 422 lists every invalid field with its JSON path. Bodies over {limit} bytes get 413.
 """
 
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     errors.install(app)
 
-    for module in (events, customers, journeys, runs):
+    for module in (events, customers, journeys, runs, loyalty):
         app.include_router(module.router)
     app.include_router(receipts.router)
 

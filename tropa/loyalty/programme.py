@@ -7,7 +7,6 @@ levels:
   - {name: Silver, threshold: 10000}
   - {name: Gold, threshold: 50000}
 welcome: {reason: welcome, max_per_phone: 1, window: 365d}
-expiring_notice_days: 7
 ```
 """
 
@@ -50,7 +49,6 @@ class Programme(BaseModel):
         Level(name="Basic", threshold=0), Level(name="Silver", threshold=10_000),
         Level(name="Gold", threshold=50_000)])
     welcome: WelcomeLimit = Field(default_factory=WelcomeLimit)
-    expiring_notice_days: int = Field(default=7, ge=0)
 
     @field_validator("levels")
     @classmethod
