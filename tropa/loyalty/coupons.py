@@ -111,11 +111,12 @@ def issue(session: Session, *, series_id: str, customer_id: str | None, idempote
         return _view(done, series, now)
     if customer_id is not None and session.get(Customer, customer_id) is None:
         raise LoyaltyNotFound(f"customer {customer_id!r} does not exist")
+    cs = CouponSeries
     taken = session.execute(
-        sa.update(CouponSeries).where(col(CouponSeries.id) == series_id,
-                                      sa.or_(col(CouponSeries.total_limit).is_(None),
-                                             col(CouponSeries.issued) < col(CouponSeries.total_limit)))
-        .values(issued=CouponSeries.issued + 1)).rowcount  # type: ignore[attr-defined]
+        sa.update(cs).where(col(cs.id) == series_id,
+                            sa.or_(col(cs.total_limit).is_(None),
+                                   col(cs.issued) < col(cs.total_limit)))
+        .values(issued=cs.issued + 1)).rowcount  # type: ignore[attr-defined]
     if not taken:
         raise LoyaltyRefused(f"series {series_id!r} reached its limit of {series.total_limit} "
                              "codes", reason="series_exhausted")

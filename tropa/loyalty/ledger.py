@@ -339,6 +339,7 @@ def _undo(session: Session, target: LoyaltyOperation, op_id: int, account_id: in
 
 
 def refund_order(session: Session, programme: Programme, *, order_id: str, source: Source,
+                 reason: str = "order refunded",
                  now: datetime | None = None) -> list[OperationResult]:
     """Cancel every live operation of an order: its write-offs return to their buckets, its
     accruals are reversed. What is cancelled already is skipped, so a repeated refund
@@ -354,5 +355,5 @@ def refund_order(session: Session, programme: Programme, *, order_id: str, sourc
             continue
         results.append(cancel(session, programme, operation_id=op.id,
                               idempotency_key=f"refund/{order_id}/{op.id}",
-                              source=source, reason="order refunded", now=now))
+                              source=source, reason=reason, now=now))
     return results

@@ -210,7 +210,7 @@ async def refund_order(request: Request, body: RefundIn,
     programme = _programme(request)
     source = _source(request).model_copy(update={"order_id": order_id})
     results = await _do(request, lambda s: ledger.refund_order(
-        s, programme, order_id=order_id, source=source, now=None))
+        s, programme, order_id=order_id, source=source, reason=body.reason))
     if isinstance(results, list):
         for result in results:
             await _announce(request, result, programme)
@@ -229,9 +229,8 @@ def get_levels(request: Request) -> LevelsOut:
 @router.post("/coupon-series", response_model=SeriesSpec, dependencies=WRITE)
 async def post_series(request: Request, body: SeriesSpec) -> Any:
     """Declare a coupon or gift card series (a repeat with the same settings is a no-op)."""
-    series = await _do(request, lambda s: SeriesSpec.model_validate(
+    return await _do(request, lambda s: SeriesSpec.model_validate(
         coupons.create_series(s, body), from_attributes=True))
-    return series
 
 
 @router.get("/coupon-series/{series_id}", response_model=SeriesSpec, dependencies=READ)
