@@ -89,10 +89,10 @@ class Expiring(BaseModel):
                 "expires_at": self.expires_at.isoformat()}
 
 
-def mark_expiring(session: Session, *, now: datetime, within: timedelta,
-                  limit: int = 500) -> list[Expiring]:
-    """Active buckets burning within `within` and not announced yet, marked as announced and
-    grouped by customer, account and burn time."""
+def find_expiring(session: Session, *, now: datetime, within: timedelta,
+                  limit: int = 500) -> tuple[list[Expiring], list[int]]:
+    """Active buckets burning within `within` and not announced yet, grouped by customer,
+    account and burn time; with the bucket ids to pass to `mark_announced` once routed."""
     b = LoyaltyBucket
     rows = session.execute(
         sa.select(col(b.id), col(LoyaltyAccount.customer_id), col(LoyaltyAccount.kind),
@@ -105,9 +105,13 @@ def mark_expiring(session: Session, *, now: datetime, within: timedelta,
     for _id, customer_id, kind, remaining, expires_at in rows:
         groups[(customer_id, kind, expires_at)] = groups.get(
             (customer_id, kind, expires_at), 0) + remaining
-    if rows:
+    return ([Expiring(customer_id=c, account=k, amount=a, expires_at=e)
+             for (c, k, e), a in groups.items()], [int(r[0]) for r in rows])
+
+
+def mark_announced(session: Session, bucket_ids: list[int], now: datetime) -> None:
+    """Remember that these buckets' burn was announced."""
+    if bucket_ids:
         session.execute(sa.update(LoyaltyBucket)
-                        .where(col(LoyaltyBucket.id).in_([r[0] for r in rows]))
+                        .where(col(LoyaltyBucket.id).in_(bucket_ids))
                         .values(notified_at=now))
-    return [Expiring(customer_id=c, account=k, amount=a, expires_at=e)
-            for (c, k, e), a in groups.items()]

@@ -60,6 +60,8 @@ class AccrueRequest(BaseModel):
     order_id: str | None = None
     idempotency_key: str
     source: Source
+    now: datetime | None = Field(default=None, description="The moment of the operation; "
+                                 "journeys pass the run's clock")
 
 
 class WriteOffRequest(BaseModel):
@@ -71,6 +73,7 @@ class WriteOffRequest(BaseModel):
     order_id: str | None = None
     idempotency_key: str
     source: Source
+    now: datetime | None = None
 
 
 @runtime_checkable
@@ -83,11 +86,11 @@ class LoyaltyPlatform(Protocol):
     def write_off(self, request: WriteOffRequest) -> OperationResult:
         """Write off; `tropa.errors.Overdraw` when the balance is short."""
 
-    def issue_coupon(self, *, series: str, customer: Identifier,
-                     idempotency_key: str) -> CouponView:
+    def issue_coupon(self, *, series: str, customer: Identifier, idempotency_key: str,
+                     now: datetime | None = None) -> CouponView:
         """Issue a code of a series to the customer."""
 
-    def standing(self, customer_id: str) -> dict[str, Any]:
+    def standing(self, customer_id: str, now: datetime | None = None) -> dict[str, Any]:
         """`customer.loyalty` of templates: balance, pending, level, next_expiry."""
 
 
@@ -107,7 +110,8 @@ class EmbeddedLedger:
                 idempotency_key=request.idempotency_key, source=request.source,
                 account=request.account, reason=request.reason,
                 active_from=request.active_from, expires_at=request.expires_at,
-                order_id=request.order_id, found_by=found_by(request.customer))
+                order_id=request.order_id, found_by=found_by(request.customer),
+                now=request.now)
 
     def write_off(self, request: WriteOffRequest) -> OperationResult:
         """Write off, nearest expiry first."""
@@ -117,20 +121,20 @@ class EmbeddedLedger:
                 session, self.programme, customer_id=customer.id, amount=request.amount,
                 idempotency_key=request.idempotency_key, source=request.source,
                 reason=request.reason, order_id=request.order_id,
-                found_by=found_by(request.customer))
+                found_by=found_by(request.customer), now=request.now)
 
-    def issue_coupon(self, *, series: str, customer: Identifier,
-                     idempotency_key: str) -> CouponView:
+    def issue_coupon(self, *, series: str, customer: Identifier, idempotency_key: str,
+                     now: datetime | None = None) -> CouponView:
         """Issue a code of the series."""
         with session_scope(self.engine) as session:
             owner = resolve(session, customer)
             return coupons.issue(session, series_id=series, customer_id=owner.id,
-                                 idempotency_key=idempotency_key)
+                                 idempotency_key=idempotency_key, now=now)
 
-    def standing(self, customer_id: str) -> dict[str, Any]:
-        """The customer's balance as of the clock, read fresh."""
+    def standing(self, customer_id: str, now: datetime | None = None) -> dict[str, Any]:
+        """The customer's balance as of `now` (default: the clock), read fresh."""
         with session_scope(self.engine) as session:
-            return ledger.balance(session, self.programme, customer_id, utcnow()).view()
+            return ledger.balance(session, self.programme, customer_id, now or utcnow()).view()
 
 
 def load_platform(engine: sa.Engine, settings: LoyaltySettings) -> LoyaltyPlatform:

@@ -50,7 +50,7 @@ class LoyaltyOperation(SQLModel, table=True):
     account_id: int = Field(foreign_key="loyalty_accounts.id", index=True)
     customer_id: str = Field(index=True, max_length=128)
     kind: str = Field(max_length=16)  # accrual | write_off | cancel | expiry
-    amount: int
+    amount: int = Field(sa_type=sa.BigInteger)
     reason: str = Field(default="", max_length=200)
     source: dict[str, Any] = _json(default_factory=dict)
     found_by: dict[str, Any] = _json(default_factory=dict)
@@ -72,8 +72,8 @@ class LoyaltyBucket(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="loyalty_accounts.id", index=True)
     operation_id: int = Field(foreign_key="loyalty_operations.id", index=True)
-    amount: int
-    remaining: int
+    amount: int = Field(sa_type=sa.BigInteger)
+    remaining: int = Field(sa_type=sa.BigInteger)
     active_from: datetime = Field(sa_type=UtcDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     notified_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -90,7 +90,7 @@ class LoyaltyEntry(SQLModel, table=True):
     operation_id: int = Field(foreign_key="loyalty_operations.id", index=True)
     bucket_id: int = Field(foreign_key="loyalty_buckets.id", index=True)
     kind: str = Field(max_length=16)  # accrual | write_off | restore | reverse | expiry
-    amount: int
+    amount: int = Field(sa_type=sa.BigInteger)
     at: datetime = _aware()
 
 
@@ -109,7 +109,7 @@ class CouponSeries(SQLModel, table=True):
     uses_per_code: int = 1
     total_limit: int | None = None
     issued: int = 0
-    value: int | None = None
+    value: int | None = Field(default=None, sa_type=sa.BigInteger)
     created_at: datetime = _aware()
 
 
@@ -124,7 +124,7 @@ class Coupon(SQLModel, table=True):
     idempotency_key: str = Field(unique=True, max_length=400)
     status: str = Field(default="issued", max_length=16)  # issued | revoked
     uses: int = 0
-    remainder: int | None = None
+    remainder: int | None = Field(default=None, sa_type=sa.BigInteger)
     active_from: datetime = Field(sa_type=UtcDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     issued_at: datetime = _aware()
@@ -138,7 +138,7 @@ class CouponRedemption(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(foreign_key="coupons.code", index=True, max_length=64)
     idempotency_key: str = Field(unique=True, max_length=400)
-    amount: int = 0
+    amount: int = Field(default=0, sa_type=sa.BigInteger)
     order_id: str | None = Field(default=None, max_length=200)
     at: datetime = _aware()
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -12,11 +13,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tropa.activities.interpreter import interpreter_activities
+from tropa.activities.loyalty_expiry import ExpiryActivities
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import build_adapters
 from tropa.settings import Settings
 from tropa.steps.registry import WorkerDeps, registry
 from tropa.workflows.journey_run import JourneyRun
+from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep
 
 
 def build_worker(
@@ -39,11 +42,17 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
-        workflows=[JourneyRun],
-        activities=[*registry().activities(deps), *interpreter_activities(engine)],
+        workflows=[JourneyRun, LoyaltyExpirySweep],
+        activities=[*registry().activities(deps), *interpreter_activities(engine),
+                    *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
     )
+
+
+def _sweep_activities(engine: sa.Engine, settings: Settings) -> list[Callable[..., Any]]:
+    sweep = ExpiryActivities(engine, settings)
+    return [sweep.burn, sweep.announce]
 
 
 def build_workers(client: Client, settings: Settings, engine: sa.Engine, *,

@@ -132,7 +132,7 @@ async def get_balance(request: Request, who: Who) -> Any:
 async def get_entries(request: Request, who: Who,
                       account: Literal["bonus", "qualification"] | None = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                      before: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> Any:
+                      before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Any:
     """Statement lines, newest first; page with `before` = the last id seen."""
     programme = _programme(request)
     return await _do(request, lambda s: statement.entries(
@@ -152,10 +152,18 @@ async def post_accrual(request: Request, body: AccrualIn) -> Any:
         if amount <= 0:
             raise InvalidField(["body", "percent_of_order"], f"{body.percent_of_order}% of "
                                f"{body.order.total} rounds down to 0 points; nothing to accrue")
-    active_from = body.active_from or (
-        now + parse_duration(body.activates_in) if body.activates_in else now)
-    expires_at = body.expires_at or (
-        active_from + parse_duration(body.expires_in) if body.expires_in else None)
+    try:
+        active_from = body.active_from or (
+            now + parse_duration(body.activates_in) if body.activates_in else now)
+    except OverflowError as exc:
+        raise InvalidField(["body", "activates_in"], "activation lies past the year 9999; "
+                           "give a shorter delay") from exc
+    try:
+        expires_at = body.expires_at or (
+            active_from + parse_duration(body.expires_in) if body.expires_in else None)
+    except OverflowError as exc:
+        raise InvalidField(["body", "expires_in"], "the burn time lies past the year 9999; "
+                           "give a shorter lifetime") from exc
     if expires_at is not None and expires_at <= active_from:
         raise InvalidField(["body", "expires_at"], "the burn time must be after the accrual "
                            f"activates ({active_from.isoformat()}); give a later one")
@@ -190,7 +198,7 @@ async def post_write_off(request: Request, body: WriteOffIn) -> Any:
 @router.post("/operations/{operation_id}/cancel", response_model=OperationResult,
              dependencies=WRITE)
 async def cancel_operation(request: Request, body: CancelIn,
-                           operation_id: Annotated[int, Path(ge=1, le=2**62)]) -> Any:
+                           operation_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Any:
     """Cancel an accrual or a write-off; a write-off's points return to their own buckets."""
     programme = _programme(request)
     source = _source(request)

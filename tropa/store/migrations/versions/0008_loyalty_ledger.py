@@ -40,7 +40,7 @@ def upgrade() -> None:
                   nullable=False),
         sa.Column("customer_id", sa.String(128), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("amount", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.String(200), nullable=False),
         sa.Column("source", sa.JSON(), nullable=False),
         sa.Column("found_by", sa.JSON(), nullable=False),
@@ -60,8 +60,8 @@ def upgrade() -> None:
                   nullable=False),
         sa.Column("operation_id", sa.Integer(), sa.ForeignKey("loyalty_operations.id"),
                   nullable=False),
-        sa.Column("amount", sa.Integer(), nullable=False),
-        sa.Column("remaining", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("remaining", sa.BigInteger(), nullable=False),
         _when("active_from"),
         _when("expires_at", nullable=True),
         _when("notified_at", nullable=True),
@@ -80,7 +80,7 @@ def upgrade() -> None:
         sa.Column("bucket_id", sa.Integer(), sa.ForeignKey("loyalty_buckets.id"),
                   nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("amount", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
         _when("at"),
     )
     for column in ("account_id", "operation_id", "bucket_id"):
@@ -97,7 +97,7 @@ def upgrade() -> None:
         sa.Column("uses_per_code", sa.Integer(), nullable=False),
         sa.Column("total_limit", sa.Integer(), nullable=True),
         sa.Column("issued", sa.Integer(), nullable=False),
-        sa.Column("value", sa.Integer(), nullable=True),
+        sa.Column("value", sa.BigInteger(), nullable=True),
         _when("created_at"),
     )
     op.create_table(
@@ -108,7 +108,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(400), nullable=False, unique=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("uses", sa.Integer(), nullable=False),
-        sa.Column("remainder", sa.Integer(), nullable=True),
+        sa.Column("remainder", sa.BigInteger(), nullable=True),
         _when("active_from"),
         _when("expires_at", nullable=True),
         _when("issued_at"),
@@ -120,7 +120,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("code", sa.String(64), sa.ForeignKey("coupons.code"), nullable=False),
         sa.Column("idempotency_key", sa.String(400), nullable=False, unique=True),
-        sa.Column("amount", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("order_id", sa.String(200), nullable=True),
         _when("at"),
     )
