@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import ScheduleActionStartWorkflow, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import SandboxServer
@@ -25,6 +25,7 @@ from tropa.loyalty.programme import Programme
 from tropa.settings import Settings
 from tropa.store.db import session_scope
 from tropa.store.models import Event
+from tropa.worker.loyalty_schedule import SCHEDULE_ID, ensure_expiry_schedule
 from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep, SweepInput, SweepResult
 
 BIRTHDAY = """
@@ -167,3 +168,22 @@ def test_dates_render_in_the_customers_zone() -> None:
     assert render("{{ t | date }}", {"t": late.isoformat(),
                                      "customer": {"time_zone": "America/New_York"}}) == "01.12.2026"
     assert render("{{ n | points }}", {"n": 12500, "customer": {"locale": "en"}}) == "12,500"
+
+
+async def test_the_burn_sweep_runs_as_a_schedule(dev_server: WorkflowEnvironment,
+                                                 settings: Settings, task_queue: str) -> None:
+    settings.temporal.task_queue = task_queue
+    settings.loyalty.expiry_sweep_seconds = 600
+    await ensure_expiry_schedule(dev_server.client, settings)
+    settings.loyalty.expiry_sweep_seconds = 900
+    await ensure_expiry_schedule(dev_server.client, settings)  # a restart updates it
+
+    handle = dev_server.client.get_schedule_handle(SCHEDULE_ID)
+    try:
+        described = await handle.describe()
+        assert described.schedule.spec.intervals[0].every == timedelta(seconds=900)
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.task_queue) == ("LoyaltyExpirySweep", task_queue)
+    finally:
+        await handle.delete()

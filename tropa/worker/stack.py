@@ -25,6 +25,7 @@ from tropa.settings import Settings
 from tropa.store.db import make_engine, migrate, session_scope
 from tropa.store.models import Journey
 from tropa.worker.devserver import register_search_attributes, start_dev_server, wait_for_port
+from tropa.worker.loyalty_schedule import ensure_expiry_schedule
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
 
@@ -103,6 +104,7 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
             # The sandbox posts delivery receipts back to this API, as a provider would.
             settings.delivery.receipts_base_url = f"http://{settings.api.host}:{settings.api.port}"
         workers = build_workers(client, settings, engine)
+        await ensure_expiry_schedule(client, settings)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
         sandbox = server(create_sandbox_app(), settings.sandbox.host, settings.sandbox.port)
         _banner(settings, key, published)
