@@ -12,7 +12,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import SandboxServer
 from tests.support.journeys import add_customer, publish_yaml
-from tests.support.secrets import production_secrets
 from tests.support.waiting import eventually
 from tests.support.worker_process import Workers
 from tests.support.worker_process import worker_env as worker_env_for

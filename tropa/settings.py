@@ -215,6 +215,27 @@ class SandboxSettings(BaseSettings):
     port: int = Field(default=8025, description="Port of the sandbox server")
 
 
+class LoyaltySettings(BaseSettings):
+    """The loyalty ledger: programme file, burn sweep, card links, the platform adapter."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_LOYALTY_")
+
+    programme_file: Path | None = Field(
+        default=None, description="YAML file of the programme (levels, welcome limit); unset "
+        "uses Basic/Silver (10,000)/Gold (50,000) and one welcome accrual per phone a year")
+    adapter: str = Field(default="embedded", description="Loyalty platform journeys use: "
+                         "`embedded` (Tropa's ledger) or an entry point of group `tropa.loyalty`")
+    expiring_notice_days: int = Field(default=7, ge=0, description="Emit `loyalty.expiring` "
+                                      "this many days before points burn (0: never)")
+    expiry_sweep_seconds: int = Field(default=3600, ge=60, description="How often the burn "
+                                      "sweep (a Temporal Schedule) runs")
+    card_link_pattern: str = Field(
+        default="http://127.0.0.1:8000/v1/loyalty/cards/{token}",
+        description="URL of a customer's wallet card; `{token}` is a signed per-customer token")
+    card_link_secret: SecretStr = Field(default=SecretStr("dev-card-link-secret"),
+                                        description="HMAC key of card link tokens")
+
+
 class Settings(BaseSettings):
     """All of Tropa's settings."""
 
@@ -232,6 +253,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
 
     def database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""

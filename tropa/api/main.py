@@ -15,6 +15,7 @@ from tropa.api.routes import (
     events,
     imports,
     journeys,
+    loyalty,
     orders,
     receipts,
     runs,
@@ -28,8 +29,8 @@ from tropa.settings import Settings
 DESCRIPTION = """Events, customers, journeys and runs of Tropa, the retail journey engine.
 
 Every request carries an API key in the `X-API-Key` header; scopes are `events:write`,
-`read` and `admin` (admin may do everything). Errors are JSON with a `detail`; a 422 lists
-every invalid field with its JSON path. Bodies over {limit} bytes get 413.
+`read`, `loyalty:write` and `admin` (admin may do everything). Errors are JSON with a
+`detail`; a 422 lists every invalid field with its JSON path. Bodies over {limit} bytes get 413.
 """
 
 
@@ -52,7 +53,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     hide_query_strings()
     errors.install(app)
 
-    for module in (events, customers, journeys, runs, segments):
+    for module in (events, customers, journeys, runs, segments, loyalty):
         app.include_router(module.router)
     app.include_router(receipts.router)
     app.include_router(cards.router)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from tropa.activities.customer_context import customer_view, customer_zone, load_customer
@@ -22,6 +24,7 @@ from tropa.delivery.store import Delivery
 from tropa.dsl.expressions import ExpressionError, render
 from tropa.dsl.plan import StepCall
 from tropa.errors import MessageInvalid
+from tropa.loyalty.template_view import with_loyalty
 from tropa.policy.caps import cap_reached, lock_customer
 from tropa.policy.consent import consent_problem, unverified_problem
 from tropa.policy.quiet_hours import quiet_until
@@ -115,7 +118,7 @@ class Preparer:
                 now: datetime) -> dict[str, Any]:
         message.recipient = self._recipient(customer, channel)
         limits.check_recipient(message.recipient)
-        context = {**call.context, "customer": customer_view(customer)}
+        context = {**call.context, "customer": self._customer(customer, now)}
         message.text = render(str(call.params.get("text") or ""), context)
         if call.params.get("subject"):
             message.subject = render(str(call.params["subject"]), context)
@@ -128,6 +131,14 @@ class Preparer:
             options = self._whatsapp(call, customer, context, now)
         self._adapters[channel].validate(self.outgoing(message, options))
         return options
+
+    def _customer(self, customer: Customer, now: datetime) -> dict[str, Any]:
+        # `customer.loyalty` and `customer.card_link` are read only if the template uses them.
+        session = object_session(customer)
+        bind = session.get_bind() if session is not None else None
+        if not isinstance(bind, sa.Engine):
+            return customer_view(customer)
+        return with_loyalty(customer_view(customer), bind, self._settings.loyalty, now)
 
     def _whatsapp(self, call: StepCall, customer: Customer, context: dict[str, Any],
                   now: datetime) -> dict[str, Any]:

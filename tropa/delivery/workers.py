@@ -47,6 +47,7 @@ def channel_workers(client: Client, settings: Settings, engine: sa.Engine, *, ta
 
 async def run_all(settings: Settings) -> None:
     """The journey worker and every channel worker, until SIGTERM or SIGINT."""
+    from tropa.worker.loyalty_schedule import ensure_expiry_schedule
     from tropa.worker.schedules import ensure_schedules
     from tropa.worker.stack import open_database
     from tropa.worker.temporal_client import connect
@@ -56,6 +57,7 @@ async def run_all(settings: Settings) -> None:
     client = await connect(settings.temporal)
     await ensure_schedules(client, settings.temporal.task_queue)
     workers = build_workers(client, settings, open_database(settings))
+    await ensure_expiry_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

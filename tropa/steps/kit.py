@@ -16,6 +16,8 @@ from temporalio.exceptions import ApplicationError
 from tropa.activities.customer_context import customer_view, load_customer
 from tropa.dsl.expressions import ExpressionError, render
 from tropa.dsl.plan import StepCall
+from tropa.loyalty.template_view import with_loyalty
+from tropa.settings import get_settings
 from tropa.store.db import session_scope
 
 
@@ -27,7 +29,8 @@ def template_context(engine: sa.Engine, call: StepCall) -> dict[str, Any]:
     """
     with session_scope(engine) as session:
         customer = customer_view(load_customer(session, call.run.customer_id))
-    return {**call.context, "customer": customer}
+    return {**call.context,
+            "customer": with_loyalty(customer, engine, get_settings().loyalty)}
 
 
 def render_param(source: str, context: dict[str, Any], *, field: str) -> str:

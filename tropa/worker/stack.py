@@ -31,6 +31,7 @@ from tropa.worker.devserver import (
     start_dev_server,
     wait_for_port,
 )
+from tropa.worker.loyalty_schedule import ensure_expiry_schedule
 from tropa.worker.schedules import ensure_schedules
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
@@ -115,6 +116,7 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         # The sandbox on this machine is the one internal address webhooks may call here.
         settings.webhook.allowed_hosts.append(f"{settings.sandbox.host}:{settings.sandbox.port}")
         workers = build_workers(client, settings, engine)
+        await ensure_expiry_schedule(client, settings)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
         # The sandbox keeps what it accepted in the data folder, so a whole-stack crash and
         # restart can still be checked for exactly-once.

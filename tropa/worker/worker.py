@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from temporalio.worker import Worker
 
 from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.activities.interpreter import interpreter_activities
+from tropa.activities.loyalty_expiry import ExpiryActivities
 from tropa.activities.segments import SegmentActivities
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import build_adapters
@@ -21,6 +23,7 @@ from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
 from tropa.steps.registry import WorkerDeps, log_plugins, registry
 from tropa.workflows.journey_run import JourneyRun
+from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep
 from tropa.workflows.segments_daily import SegmentsDaily
 
 
@@ -47,13 +50,19 @@ def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[JourneyRun, SegmentsDaily],
+        workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep],
         activities=[*registry().activities(deps), *interpreter_activities(engine),
-                    SegmentActivities(engine, router).time_passing],
+                    SegmentActivities(engine, router).time_passing,
+                    *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
         interceptors=[DatabaseErrorsWithoutValues()],
     )
+
+
+def _sweep_activities(engine: sa.Engine, settings: Settings) -> list[Callable[..., Any]]:
+    sweep = ExpiryActivities(engine, settings)
+    return [sweep.burn, sweep.announce]
 
 
 def build_workers(client: Client, settings: Settings, engine: sa.Engine, *,
