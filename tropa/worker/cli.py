@@ -50,6 +50,24 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from tropa.dsl.compiler import compile_journey
+    from tropa.dsl.graph import mermaid
+
+    path = Path(args.file)
+    try:
+        plan = compile_journey(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: error: cannot read the journey ({type(exc).__name__}); name a UTF-8 "
+              "journey file", file=sys.stderr)
+        return 1
+    except JourneyInvalid as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(mermaid(plan), end="")
+    return 0
+
+
 def _count(steps: list) -> int:  # type: ignore[type-arg]
     return sum(1 + sum(_count(c) for c in s.children.values()) for s in steps)
 
@@ -199,6 +217,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run the HTTP API").set_defaults(func=_api)
     sub.add_parser("sandbox", help="run the sandbox providers").set_defaults(func=_sandbox)
     sub.add_parser("migrate", help="migrate the database").set_defaults(func=_migrate)
+    g = sub.add_parser("graph", help="print a journey as a Mermaid flowchart")
+    g.add_argument("file")
+    g.set_defaults(func=_graph)
     pub = sub.add_parser("publish", help="store and publish journey files")
     pub.add_argument("files", nargs="+")
     pub.set_defaults(func=_publish)
