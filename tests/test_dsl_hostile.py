@@ -1,0 +1,171 @@
+"""The journey language cannot stall or crash Tropa: hostile files are refused at their place,
+templates are never evaluated at validation, and renders are bounded in work and size."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tropa.dsl import triggers
+from tropa.dsl.compiler import compile_journey
+from tropa.dsl.expressions import ExpressionError, check_condition, check_template, evaluate, render
+from tropa.dsl.plan import Trigger
+from tropa.dsl.positions import MAX_BYTES
+from tropa.errors import JourneyInvalid
+
+HEADER = "journey: j\ntrigger: {event: cart.updated}\nsteps:\n"
+
+
+def billion_laughs() -> str:
+    """Nine aliases of nine aliases, nine levels deep: 9**9 values from 300 bytes."""
+    lines = ["lol: &a [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        prev, name = chr(ord("a") + level - 1), chr(ord("a") + level)
+        lines.append(f"l{level}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n" + HEADER + "  - exit: *i\n"
+
+
+HOSTILE_FILES = {
+    "billion laughs": (billion_laughs(), "j.yaml:1:6: error: anchors (`&a`) are not allowed"),
+    "alias of itself": (HEADER + "  - exit: &me [*me]\n",
+                        "j.yaml:4:11: error: anchors (`&me`) are not allowed"),
+    "10,000-deep flow sequence": (HEADER + "  - exit: " + "[" * 10_000 + "]" * 10_000 + "\n",
+                                  "j.yaml:4:"),
+    "200-deep block sequence": (HEADER + "  - exit:\n" + "".join(
+        "  " * (i + 3) + "-\n" for i in range(200)), "levels deep"),
+    "python tag": (HEADER + "  - exit: !!python/object/apply:os.system [ls]\n",
+                   "j.yaml:4:11: error: the tag `tag:yaml.org,2002:python/object/apply"),
+    "bad explicit int": (HEADER + "  - exit: !!int many\n", "j.yaml:4:11: error: `many` is not"),
+    "two documents": (HEADER + "  - exit: x\n---\njourney: k\n",
+                      "j.yaml:5:1: error: the file holds more than one YAML document"),
+    "NUL character": (HEADER + '  - exit: "a\\0b"\n', "j.yaml:4:11: error: the value contains"),
+    "complex key": (HEADER + "  - ? [a, b]\n    : 1\n", "j.yaml:4:7: error: a key must be"),
+    "too large": (HEADER + "  - exit: " + "x" * MAX_BYTES + "\n",
+                  f"a journey file may have at most {MAX_BYTES} bytes"),
+    "deep template": (HEADER + '  - send: {channel: sms, text: "{{ ' + "(" * 3000 + "1"
+                      + ")" * 3000 + ' }}"}\n', "j.yaml:4:32: error: the expression nests"),
+    "deep condition": (HEADER + '  - branch: {if: "' + "(" * 3000 + "1" + ")" * 3000
+                       + '", then: [{exit: x}]}\n', "j.yaml:4:18: error: the expression nests"),
+    "wait of 99999999999999 weeks": (HEADER + "  - wait: 99999999999999w\n",
+                                     "j.yaml:4:11: error: `duration`: '99999999999999w' is "
+                                     "longer than the longest wait, 3650d"),
+    "wait with 5,000 digits": (HEADER + "  - wait: " + "9" * 5000 + "s\n",
+                               "j.yaml:4:11: error: `duration`:"),
+    "timestamp past 9999 in UTC": (HEADER + "  - wait_until: {timestamp: "
+                                   "9999-12-31T23:59:59-01:00}\n",
+                                   "j.yaml:4:29: error: `timestamp`: the timestamp must lie "
+                                   "between 1970-01-01 and 2099-12-31"),
+    "timestamp before year 1": (HEADER + "  - wait_until: {timestamp: "
+                                "0001-01-01T00:00:00+01:00}\n", "j.yaml:4:29: error:"),
+    "no such day": (HEADER + "  - wait_until: {timestamp: 2026-02-30T10:00:00+03:00}\n",
+                    "j.yaml:4:29: error: `timestamp`:"),
+    "literal key over the limit": (
+        "journey: j\ntrigger: {event: e, key: \"" + "k" * 300 + "\"}\nsteps: [{exit: x}]\n",
+        "j.yaml:2:26: error: `trigger.key`: the key's text is 300 characters"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_FILES)
+def test_hostile_file_is_refused_at_its_place(name: str) -> None:
+    text, expected = HOSTILE_FILES[name]
+    with pytest.raises(JourneyInvalid) as info:
+        compile_journey(text, "j.yaml")
+    assert expected in info.value.problems[0].render()
+
+
+def test_tropa_validate_refuses_a_bomb_with_its_place(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(billion_laughs())
+    deep = tmp_path / "deep.yaml"
+    deep.write_text(HOSTILE_FILES["10,000-deep flow sequence"][0])
+    done = subprocess.run([str(Path(sys.executable).parent / "tropa"), "validate", str(bomb),
+                           str(deep)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{bomb}:1:6: error: anchors (`&a`) are not allowed in journey files" in done.stderr
+    assert f"{deep}:4:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+HEAVY_TEXT = "{{ 'a' * 10**9 }}"
+HEAVY_CONDITION = "('a' * 10**9)|length > 1 and ([1] * 10**9)|length > 1"
+
+
+def test_validation_never_evaluates_a_template() -> None:
+    tracemalloc.start()
+    try:
+        assert check_template(HEAVY_TEXT) == []
+        assert check_condition(HEAVY_CONDITION) == []
+        compile_journey(HEADER + f'  - send: {{channel: sms, text: "{HEAVY_TEXT}"}}\n'
+                        f'  - branch: {{if: "{HEAVY_CONDITION}", then: [{{exit: x}}]}}\n')
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000  # evaluating `'a' * 10**9` would take a gigabyte
+
+
+CONTEXT: dict[str, Any] = {"customer": {"first_name": "Olga"}, "steps": {}, "journey": {},
+                           "event": {"data": {"items": list(range(1000)), "text": "ab"}}}
+
+HOSTILE_TEMPLATES = [
+    "{{ 'a' * 10**9 }}",
+    "{{ [1] * 10**9 }}",
+    "{{ 7 ** 100000 }}",
+    "{{ '%1000000000d' % 1 }}",
+    "{{ '%1000000000d'|format(1) }}",
+    "{{ '{:>1000000000}'.format(1) }}",
+    "{{ 'a'|center(1000000000) }}",
+    "{{ 'x'.ljust(1000000000) }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for i in event.data['items'] %}{% for j in event.data['items'] %}"
+    "{% for k in event.data['items'] %}{% endfor %}{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(60) }}",
+    "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}"
+    "{% endfor %}{{ ns.s|length }}",
+    "{% set a = 'x' * 1000000 %}{% set b = a ~ a %}{% set c = b ~ b %}{{ c|length }}",
+    "{% set a = 'x' * 1000000 %}{{ a|replace('x', a) }}",
+    "{% set a = 'x' * 1000000 %}{{ a.replace('x', a) }}",
+    "{% set a = 'x' * 100000 %}{{ a|join(a) }}",
+    "{% set a = 'x' * 1000 %}{% for i in range(10000) %}{{ a }}{% endfor %}",
+    "{% set s %}{% for i in range(10000) %}" + "x" * 5000 + "{% endfor %}{% endset %}{{ s }}",
+    "{{ (range(10000)|list) * 1000 }}",
+    "{{ lipsum(100000) }}",
+]
+
+
+@pytest.mark.parametrize("template", HOSTILE_TEMPLATES)
+def test_render_is_bounded(template: str) -> None:
+    with pytest.raises(ExpressionError):
+        render(template, CONTEXT)
+
+
+def test_ordinary_templates_still_render() -> None:
+    assert render("{% for i in event.data['items'][:3] %}{{ i }},{% endfor %}"
+                  "{{ customer.first_name|upper }} {{ 'ab' * 3 }} {{ 2 ** 10 }} "
+                  "{{ '%05d'|format(42) }} {{ (event.data.text ~ 'c')|replace('b', '-') }}",
+                  CONTEXT) == "0,1,2,OLGA ababab 1024 00042 a-c"
+    assert evaluate("event.data['items']|length > 999 and 'b' in event.data.text", CONTEXT)
+
+
+def test_conditions_are_bounded() -> None:
+    with pytest.raises(ExpressionError):
+        evaluate(HEAVY_CONDITION, CONTEXT)
+
+
+def test_trigger_key_is_bounded() -> None:
+    context = {**CONTEXT, "event": {"data": {"cart": "c" * 300}}}
+    with pytest.raises(ExpressionError, match="renders to 300 characters; at most 100"):
+        triggers.match(Trigger(event="e", key="{{ event.data.cart }}"), context)
+    looping = ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}"
+               "{% endfor %}x")
+    with pytest.raises(ExpressionError, match="too much work"):
+        triggers.match(Trigger(event="e", key=looping), context)
+    assert triggers.match(Trigger(event="e", key="{{ event.data.cart[:5] }}"),
+                          context) == (True, "ccccc")
+    assert triggers.run_id_problem("journey/j/c-1/" + "k" * 300) is not None
