@@ -140,7 +140,7 @@ def test_generated_journey_yaml_never_gets_a_server_error(app: FastAPI,
     failures: list[str] = []
 
     @given(text=journey_texts())
-    @hypothesis_settings(max_examples=60, deadline=None, database=None,
+    @hypothesis_settings(max_examples=50, deadline=None, database=None,
                          suppress_health_check=list(HealthCheck))
     def call(text: str) -> None:
         answers = []

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
 
+from tests.support.journey_yaml import journey_dicts, journey_texts
 from tropa.dsl import triggers
 from tropa.dsl.compiler import compile_journey
 from tropa.dsl.expressions import ExpressionError, check_condition, check_template, evaluate, render
@@ -45,6 +48,8 @@ HOSTILE_FILES = {
                       "j.yaml:5:1: error: the file holds more than one YAML document"),
     "NUL character": (HEADER + '  - exit: "a\\0b"\n', "j.yaml:4:11: error: the value contains"),
     "complex key": (HEADER + "  - ? [a, b]\n    : 1\n", "j.yaml:4:7: error: a key must be"),
+    "control character": (HEADER + "  - exit: a\x07b\n",
+                          "j.yaml:4:12: error: the control character U+0007"),
     "too large": (HEADER + "  - exit: " + "x" * MAX_BYTES + "\n",
                   f"a journey file may have at most {MAX_BYTES} bytes"),
     "deep template": (HEADER + '  - send: {channel: sms, text: "{{ ' + "(" * 3000 + "1"
@@ -169,3 +174,21 @@ def test_trigger_key_is_bounded() -> None:
     assert triggers.match(Trigger(event="e", key="{{ event.data.cart[:5] }}"),
                           context) == (True, "ccccc")
     assert triggers.run_id_problem("journey/j/c-1/" + "k" * 300) is not None
+
+
+@given(text=journey_texts())
+@settings(max_examples=100, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_any_generated_journey_compiles_or_names_its_problems(text: str) -> None:
+    try:
+        compile_journey(text, "j.yaml")
+    except JourneyInvalid as exc:
+        assert exc.problems
+        assert all(p.line is not None and p.column is not None for p in exc.problems)
+
+
+@given(journey=journey_dicts(clean=True))
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_generated_valid_journeys_compile(journey: dict[str, Any]) -> None:
+    compile_journey(yaml.safe_dump(journey, sort_keys=False), "j.yaml")

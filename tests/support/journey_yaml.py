@@ -31,62 +31,82 @@ TIMESTAMPS = ["2026-12-01T10:00:00+03:00", "9999-12-31T23:59:59-01:00",
 EVENTS = ["cart.updated", "order.placed", "order.paid", "", "x" * 300, "a b"]
 CHANNELS = ["sms", "email", "push", "telegram", "smz", ""]
 
-texts = st.sampled_from(TEMPLATES) | st.text(max_size=40)
-conditions = st.sampled_from(CONDITIONS) | st.text(max_size=30)
+
+class _Parts:
+    """The pieces journeys are made of: only valid ones, or any."""
+
+    def __init__(self, clean: bool) -> None:
+        def pick(values: list[Any], valid: int) -> st.SearchStrategy[Any]:
+            return st.sampled_from(values[:valid] if clean else values)
+
+        self.texts = pick(TEMPLATES, 5) if clean else pick(TEMPLATES, 0) | st.text(max_size=40)
+        self.conditions = (pick(CONDITIONS, 3) if clean
+                           else pick(CONDITIONS, 0) | st.text(max_size=30))
+        self.durations = pick(DURATIONS, 4)
+        self.timestamps = pick(TIMESTAMPS, 1)
+        self.events = pick(EVENTS, 3)
+        self.channels = pick(CHANNELS, 4)
+        self.names = pick(["gen", "gen-2", "Bad Name", "x" * 120], 2)
+        self.re_entry = pick(["restart", "ignore", "parallel", "never"], 3)
+        self.words = st.text(alphabet="abcdefgh-", min_size=1, max_size=10)
+        self.weights = (st.integers(min_value=1, max_value=100) if clean
+                        else st.integers(min_value=-2, max_value=10**40))
+        bad_steps = [{"sned": {}}, {"wait": {"duration": "1h", "extra": 1}}, {}, "wait",
+                     {"wait": "1h", "send": {}}]
+        self.bad_steps: st.SearchStrategy[Any] = (
+            st.nothing() if clean else st.sampled_from(bad_steps))
+
+    def leaf(self) -> st.SearchStrategy[Any]:
+        return st.one_of(
+            st.builds(lambda d: {"wait": d}, self.durations),
+            st.builds(lambda at: {"wait_until": at}, st.sampled_from(["10:00", "09:30"])),
+            st.builds(lambda ts: {"wait_until": {"timestamp": ts}}, self.timestamps),
+            st.builds(lambda c, t, s: {"send": {"channel": c, "text": t, "subject": s}},
+                      self.channels, self.texts, self.texts),
+            st.builds(lambda tags: {"update_customer": {"add_tags": tags}},
+                      st.lists(self.words, min_size=1, max_size=3)),
+            st.builds(lambda r: {"exit": r}, self.words),
+            self.bad_steps,
+        )
+
+    def nested(self, children: st.SearchStrategy[list[Any]]) -> st.SearchStrategy[Any]:
+        return st.one_of(
+            st.builds(lambda c, then, other: {"branch": {"if": c, "then": then, "else": other}},
+                      self.conditions, children, children),
+            st.builds(lambda e, w, t, steps: {"wait_for": {"event": e, "where": w, "timeout": t,
+                                                           "on_timeout": steps}},
+                      self.events, self.conditions, self.durations, children),
+            st.builds(lambda weight, steps: {"split": {"arms": [{"name": "a", "weight": weight,
+                                                                 "steps": steps}]}},
+                      self.weights, children),
+        )
+
+    def steps(self) -> st.SearchStrategy[list[Any]]:
+        return st.recursive(st.lists(self.leaf(), min_size=1, max_size=4),
+                            lambda children: st.lists(self.leaf() | self.nested(children),
+                                                      min_size=1, max_size=4),
+                            max_leaves=12)
 
 
-def _leaf() -> st.SearchStrategy[dict[str, Any]]:
-    return st.one_of(
-        st.builds(lambda d: {"wait": d}, st.sampled_from(DURATIONS)),
-        st.builds(lambda at: {"wait_until": at}, st.sampled_from(["10:00", "25:61", "9:30"])),
-        st.builds(lambda ts: {"wait_until": {"timestamp": ts}}, st.sampled_from(TIMESTAMPS)),
-        st.builds(lambda c, t, s: {"send": {"channel": c, "text": t, "subject": s}},
-                  st.sampled_from(CHANNELS), texts, texts),
-        st.builds(lambda tags: {"update_customer": {"add_tags": tags}},
-                  st.lists(st.text(max_size=10), max_size=3)),
-        st.builds(lambda r: {"exit": r}, st.text(max_size=20)),
-        st.sampled_from([{"sned": {}}, {"wait": {"duration": "1h", "extra": 1}}, {}, "wait",
-                         {"wait": "1h", "send": {}}]),
-    )
-
-
-def _nested(children: st.SearchStrategy[list[Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.one_of(
-        st.builds(lambda c, then, other: {"branch": {"if": c, "then": then, "else": other}},
-                  conditions, children, children),
-        st.builds(lambda e, w, t, steps: {"wait_for": {"event": e, "where": w, "timeout": t,
-                                                       "on_timeout": steps}},
-                  st.sampled_from(EVENTS), conditions, st.sampled_from(DURATIONS), children),
-        st.builds(lambda weight, steps: {"split": {"arms": [{"name": "a", "weight": weight,
-                                                             "steps": steps}]}},
-                  st.integers(min_value=-2, max_value=10**40), children),
-    )
-
-
-steps = st.recursive(st.lists(_leaf(), min_size=1, max_size=4),
-                     lambda children: st.lists(_leaf() | _nested(children), min_size=1,
-                                               max_size=4),
-                     max_leaves=12)
+_CLEAN, _ANY = _Parts(clean=True), _Parts(clean=False)
 
 
 @st.composite
-def journey_dicts(draw: st.DrawFn) -> dict[str, Any]:
-    """A journey as a mapping, most of it plausible, some of it wrong."""
-    trigger: dict[str, Any] = {"event": draw(st.sampled_from(EVENTS))}
+def journey_dicts(draw: st.DrawFn, clean: bool = False) -> dict[str, Any]:
+    """A journey as a mapping: with `clean`, a valid one; otherwise mostly plausible, with
+    mistakes and hostile values among its parts."""
+    parts = _CLEAN if clean else _ANY
+    trigger: dict[str, Any] = {"event": draw(parts.events)}
     if draw(st.booleans()):
-        trigger["where"] = draw(conditions)
+        trigger["where"] = draw(parts.conditions)
     if draw(st.booleans()):
-        trigger["key"] = draw(texts)
-    journey: dict[str, Any] = {
-        "journey": draw(st.sampled_from(["gen", "gen-2", "Bad Name", "x" * 120])),
-        "trigger": trigger,
-        "steps": draw(steps),
-    }
+        trigger["key"] = draw(parts.texts)
+    journey: dict[str, Any] = {"journey": draw(parts.names), "trigger": trigger,
+                               "steps": draw(parts.steps())}
     if draw(st.booleans()):
-        journey["exit_on"] = [{"event": draw(st.sampled_from(EVENTS)),
-                               "where": draw(conditions)}]
+        journey["exit_on"] = [{"event": draw(parts.events), "where": draw(parts.conditions)}]
     if draw(st.booleans()):
-        journey["re_entry"] = draw(st.sampled_from(["restart", "ignore", "parallel", "never"]))
+        journey["re_entry"] = draw(parts.re_entry)
     return journey
 
 
@@ -109,11 +129,13 @@ HOSTILE = [
 
 @st.composite
 def journey_texts(draw: st.DrawFn) -> str:
-    """Journey YAML: dumped journeys, dumped then damaged, or a hostile file."""
-    kind = draw(st.sampled_from(["valid-ish", "damaged", "hostile", "spliced"]))
+    """Journey YAML: valid journeys, journeys with mistakes, journeys damaged as text, hostile
+    files, and hostile files spliced into journeys."""
+    kind = draw(st.sampled_from(["valid", "mistaken", "damaged", "hostile", "spliced"]))
     if kind == "hostile":
         return draw(st.sampled_from(HOSTILE))
-    text = yaml.safe_dump(draw(journey_dicts()), sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(draw(journey_dicts(clean=kind == "valid")), sort_keys=False,
+                          allow_unicode=True)
     if kind == "damaged":
         cut = draw(st.integers(min_value=0, max_value=len(text)))
         junk = draw(st.sampled_from([":", "  - ", "\t", "{{", "*x", "&y ", "]", "\"", "!!int ",

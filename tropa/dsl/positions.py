@@ -104,6 +104,13 @@ def load_with_positions(text: str, source: str) -> tuple[Any, SourceMap, list[Pr
                                      "the one above")]
     except _Refused as exc:
         return None, smap, [_problem(text, source, exc.mark, exc.message, exc.hint)]
+    except yaml.reader.ReaderError as exc:  # a control character; no mark, a position
+        before = text[:exc.position]
+        mark = _Mark(before.count("\n"), len(before) - before.rfind("\n") - 1)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return None, smap, [_problem(text, source, mark, f"the control character U+{code:04X} "
+                                     "is not allowed in YAML", "remove it; journeys are plain "
+                                     "text")]
     if value is _EMPTY:
         return None, smap, [Problem("the file is empty; a journey needs at least `journey:` "
                                     "and `steps:`", source=source, line=1, column=1)]
@@ -118,6 +125,12 @@ def _problem(text: str, source: str, mark: Any, message: str, hint: str) -> Prob
 
 
 _EMPTY = object()
+
+
+@dataclass
+class _Mark:
+    line: int
+    column: int
 
 
 class _Builder:

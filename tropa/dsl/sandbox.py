@@ -5,7 +5,8 @@ The bounds (documented in docs/journeys.md, "Limits"):
 - a value a template builds (text, list) holds at most `MAX_VALUE` items or characters;
 - a render produces at most `MAX_OUTPUT` characters;
 - a render spends at most `MAX_WORK` units: each loop iteration costs one unit plus one per
-  100 characters of literal text in the loop body, each call one unit;
+  100 characters of literal text in the loop body, each call one unit, each macro call
+  `MACRO_COST` units;
 - `range()` gives at most `MAX_RANGE` numbers; numbers keep below 2**`MAX_INT_BITS`.
 
 The budget counts work, not wall time, so a condition evaluates the same way on every replay;
@@ -24,7 +25,7 @@ from jinja2 import Environment, nodes, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import Namespace
 
@@ -34,6 +35,7 @@ MAX_WORK = 100_000
 MAX_RANGE = 10_000
 MAX_INT_BITS = 4096
 MAX_FORMAT_WIDTH = 10_000
+MACRO_COST = 20
 
 _FORMAT_NUMBER = re.compile(r"%[-#0 +]*(\d*)(?:\.(\d+))?|\{[^{}]*?:[^{}]*?(\d+)")
 _LOOP_FILTER = "tropa_loop"
@@ -262,7 +264,7 @@ class BoundedEnvironment(SandboxedEnvironment):
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Every call spends budget; arguments and results keep to the bounds."""
-        _budget().spend(1)
+        _budget().spend(MACRO_COST if isinstance(__obj, Macro) else 1)
         _check_args([*args, *kwargs.values()])
         owner = getattr(__obj, "__self__", None)
         name = getattr(__obj, "__name__", "")
