@@ -192,3 +192,28 @@ def test_any_generated_journey_compiles_or_names_its_problems(text: str) -> None
           suppress_health_check=list(HealthCheck))
 def test_generated_valid_journeys_compile(journey: dict[str, Any]) -> None:
     compile_journey(yaml.safe_dump(journey, sort_keys=False), "j.yaml")
+
+
+@pytest.mark.parametrize("condition", ["customer.__class__", "(customer.__class__)",
+                                       "customer._secret == 1", "customer['_x'] == 1"])
+def test_conditions_may_not_reach_private_attributes(condition: str) -> None:
+    [problem] = check_condition(condition)
+    assert "is not allowed: templates may not reach Python internals" in problem
+
+
+@pytest.mark.parametrize("source", [
+    "Hi {{ customer.first_name }}, {{ event.data.cart_url }}",
+    "{{ event.data.total | money('RUB') }} {{ customer._x }} {{ event.data.0 }}",
+    "{{ nobody.x }} {{ customer.__class__ }}", "{{ customer.first_name", "{{- customer.x }}",
+    "{{ event.data['_x'] }}", "{% for i in range(3) %}{{ i }}{% endfor %}",
+])
+def test_the_quick_template_check_agrees_with_jinja(source: str) -> None:
+    from jinja2 import TemplateSyntaxError
+
+    from tropa.dsl import expressions
+
+    try:
+        full = tuple(expressions._check_tree(expressions.ENV.parse(source)))
+    except TemplateSyntaxError as exc:
+        full = (f"template does not parse: {exc.message}",)
+    assert tuple(check_template(source)) == full
