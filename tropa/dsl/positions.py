@@ -68,7 +68,7 @@ MAX_DEPTH = 64
 MAX_VALUES = 100_000
 
 # libyaml's C parser when present (it is about ten times faster), with positions all the same.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _DEFAULT_TAGS = {yaml.SequenceStartEvent: "tag:yaml.org,2002:seq",
                  yaml.MappingStartEvent: "tag:yaml.org,2002:map"}
@@ -106,9 +106,9 @@ def load_with_positions(text: str, source: str) -> tuple[Any, SourceMap, list[Pr
         return None, smap, [_problem(text, source, exc.mark, exc.message, exc.hint)]
     except yaml.reader.ReaderError as exc:  # a control character; no mark, a position
         before = text[:exc.position]
-        mark = _Mark(before.count("\n"), len(before) - before.rfind("\n") - 1)
+        place = _Mark(before.count("\n"), len(before) - before.rfind("\n") - 1)
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return None, smap, [_problem(text, source, mark, f"the control character U+{code:04X} "
+        return None, smap, [_problem(text, source, place, f"the control character U+{code:04X} "
                                      "is not allowed in YAML", "remove it; journeys are plain "
                                      "text")]
     if value is _EMPTY:
@@ -138,7 +138,7 @@ class _Builder:
     builds a node tree, so it is fast and can refuse a file at the first bad event."""
 
     def __init__(self, text: str, smap: SourceMap, problems: list[Problem]) -> None:
-        self.loader = _Loader(text)
+        self.loader: Any = _Loader(text)
         self.smap = smap
         self.problems = problems
         self.count = 0
@@ -161,7 +161,7 @@ class _Builder:
             loader.dispose()
 
     def value(self, path: Path, depth: int) -> Any:
-        event = self.loader.get_event()
+        event: Any = self.loader.get_event()
         mark = event.start_mark
         self.smap.values[path] = (mark.line + 1, mark.column + 1)
         self._check(event, depth)
@@ -175,15 +175,15 @@ class _Builder:
             return items
         result: dict[str, Any] = {}
         while not self.loader.check_event(yaml.MappingEndEvent):
-            key_event = self.loader.get_event()
+            key_event: Any = self.loader.get_event()
             self._check(key_event, depth + 1)
             if not isinstance(key_event, yaml.ScalarEvent):
                 raise _Refused("a key must be a plain word, not a list or mapping",
                                key_event.start_mark, "write `name: value`")
-            key = key_event.value
+            key: str = key_event.value
+            key_mark: Any = key_event.start_mark
             child = (*path, key)
-            self.smap.keys[child] = (key_event.start_mark.line + 1,
-                                     key_event.start_mark.column + 1)
+            self.smap.keys[child] = (key_mark.line + 1, key_mark.column + 1)
             if key in result:
                 self.problems.append(self.smap.problem(child, f"`{key}` is given twice",
                                                        at_key=True, hint="keep one of them"))
@@ -212,14 +212,14 @@ class _Builder:
                 raise _Refused(f"the tag `{event.tag}` is not allowed in journey files", mark,
                                "remove the tag")
 
-    def _scalar(self, event: yaml.ScalarEvent) -> Any:
+    def _scalar(self, event: Any) -> Any:
         if "\x00" in event.value:
             raise _Refused("the value contains a NUL character (`\\0`)", event.start_mark,
                            "remove it; journeys are plain text")
         tag = event.tag
         implicit = tag is None or tag == "!"
         if implicit:
-            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            tag = str(self.loader.resolve(yaml.ScalarNode, event.value, event.implicit))
         if tag == _STR:
             return event.value
         if tag not in yaml.SafeLoader.yaml_constructors:
