@@ -165,8 +165,9 @@ class EventRouter:
         try:
             # Off the event loop and bounded in time: a costly key or `where` delays only
             # this event, never the others.
-            matches, key = await asyncio.wait_for(
+            matches, key = (await asyncio.wait_for(
                 run_in_threadpool(triggers.match, plan.trigger, context), TRIGGER_TIMEOUT)
+                if plan.trigger.where or plan.trigger.key else (True, None))
         except ExpressionError as exc:
             routed.skipped.append({"journey": plan.journey, "reason": str(exc)})
             return False

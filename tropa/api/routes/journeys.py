@@ -133,6 +133,9 @@ async def create_version(request: Request,
         row = service.create_version(session, text)
     except JourneyInvalid as exc:
         return invalid(exc)
+    # Commit before answering: the session dependency would commit after the response is
+    # sent, and a client publishing right after the 201 must find the version.
+    session.commit()
     return JourneyVersionPublic.model_validate(row.model_dump())
 
 
