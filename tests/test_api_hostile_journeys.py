@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.api import api_client, make_app, make_key
 from tests.support.journey_yaml import journey_texts
+from tests.support.servers import serve
 from tests.test_dsl_hostile import HEADER, HOSTILE_FILES, billion_laughs
 from tropa.settings import Settings
 
@@ -64,27 +65,34 @@ async def test_heavy_templates_validate_without_being_evaluated(api: httpx.Async
     assert response.status_code == 200, response.text
 
 
-async def test_a_bomb_sent_to_validate_does_not_hold_up_events(api: httpx.AsyncClient) -> None:
-    assert (await api.put("/v1/customers/flow-1", json={})).status_code == 200
-    # A file at the size limit that takes real work to validate, and the classic bombs.
+async def test_a_bomb_sent_to_validate_does_not_hold_up_events(app: FastAPI,
+                                                               any_engine: sa.Engine) -> None:
+    # A real server in its own thread: were validation to block its event loop, the events
+    # below would wait, and this test's deadline (on its own loop) would still fire.
     heavy = HEADER + "".join(
         f'  - send: {{channel: sms, text: "{{{{ customer.first_name }}}} {i} '
         f'{{{{ event.data.x{i} }}}}"}}\n' for i in range(3000))
     bombs = [billion_laughs(), HOSTILE_FILES["10,000-deep flow sequence"][0], heavy,
              HEADER + "  - send: {channel: sms, text: \"{{ 'a' * 10**9 }}\"}\n"]
+    with serve(app) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60,
+                                     headers={"X-API-Key": make_key(any_engine)}) as api:
+            assert (await api.put("/v1/customers/flow-1", json={})).status_code == 200
 
-    async def events() -> list[int]:
-        statuses = []
-        for i in range(20):
-            response = await api.post("/v1/events", json={
-                "event_id": f"flow-{uuid.uuid4().hex}", "type": "visit",
-                "customer_id": "flow-1", "occurred_at": datetime.now(UTC).isoformat(),
-                "data": {"i": i}})
-            statuses.append(response.status_code)
-        return statuses
+            async def events() -> list[int]:
+                statuses = []
+                for i in range(20):
+                    response = await api.post("/v1/events", json={
+                        "event_id": f"flow-{uuid.uuid4().hex}", "type": "visit",
+                        "customer_id": "flow-1", "occurred_at": datetime.now(UTC).isoformat(),
+                        "data": {"i": i}})
+                    statuses.append(response.status_code)
+                return statuses
 
-    validations = [api.post("/v1/journeys:validate", content=b, headers=YAML) for b in bombs]
-    *answers, statuses = await asyncio.wait_for(asyncio.gather(*validations, events()), 120)
+            validations = [api.post("/v1/journeys:validate", content=b, headers=YAML)
+                           for b in bombs]
+            *answers, statuses = await asyncio.wait_for(
+                asyncio.gather(*validations, events()), 120)
     assert statuses == [202] * 20
     assert [a.status_code for a in answers] == [422, 422, 200, 200]
 
