@@ -126,6 +126,7 @@ HOSTILE_TEMPLATES = [
     "{{ '{:>1000000000}'.format(1) }}",
     "{{ 'a'|center(1000000000) }}",
     "{{ 'x'.ljust(1000000000) }}",
+    "{{ '{0:{1}}'.format(1, 1000000000) }}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "{% for i in event.data['items'] %}{% for j in event.data['items'] %}"
     "{% for k in event.data['items'] %}{% endfor %}{% endfor %}{% endfor %}",
@@ -156,6 +157,15 @@ def test_ordinary_templates_still_render() -> None:
                   "{{ '%05d'|format(42) }} {{ (event.data.text ~ 'c')|replace('b', '-') }}",
                   CONTEXT) == "0,1,2,OLGA ababab 1024 00042 a-c"
     assert evaluate("event.data['items']|length > 999 and 'b' in event.data.text", CONTEXT)
+
+
+def test_large_numbers_in_ordinary_templates_are_fine() -> None:
+    context = {**CONTEXT, "event": {"data": {"total": 125_000_000}}}
+    assert render("{{ event.data.total|money('RUB') }} {{ event.data.missing|default(5000000) }} "
+                  "{{ '{} RUB'.format(event.data.total) }} {{ dict(a=7000000).a }} "
+                  "{{ event.data.total * 100 }} {{ '%d'|format(event.data.total) }}",
+                  context) == ("125 000 000.00 RUB 5000000 125000000 RUB 7000000 12500000000 "
+                               "125000000")
 
 
 def test_conditions_are_bounded() -> None:

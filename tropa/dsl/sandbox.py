@@ -38,6 +38,10 @@ MAX_FORMAT_WIDTH = 10_000
 MACRO_COST = 20
 
 _FORMAT_NUMBER = re.compile(r"%[-#0 +]*(\d*)(?:\.(\d+))?|\{[^{}]*?:[^{}]*?(\d+)")
+_NESTED_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\{")
+# Filters and text methods whose number arguments are sizes of what they build.
+_SIZED_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate", "batch", "slice"})
+_SIZED_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _LOOP_FILTER = "tropa_loop"
 
 
@@ -102,6 +106,8 @@ def check_size(value: Any) -> Any:
 
 
 def _check_format(template: str) -> None:
+    if "{" in template and _NESTED_FORMAT.search(template):
+        raise LimitExceeded("a format width given by an argument (`{:{}}`)")
     for match in _FORMAT_NUMBER.finditer(template):
         for number in match.groups():
             if number and int(number) > MAX_FORMAT_WIDTH:
@@ -136,8 +142,9 @@ def _bounded_filter(func: Callable[..., Any], name: str) -> Callable[..., Any]:
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> Any:
         _budget().spend(1)
-        _check_args([*args, *kwargs.values()])
         plain = [a for a in args if not isinstance(a, EvalContext | Environment | Context)]
+        if name in _SIZED_FILTERS:
+            _check_args([*plain[1:], *kwargs.values()])
         if name == "format" and plain and isinstance(plain[0], str):
             _check_format(plain[0])
         elif name == "replace" and len(plain) >= 3:
@@ -265,11 +272,12 @@ class BoundedEnvironment(SandboxedEnvironment):
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Every call spends budget; arguments and results keep to the bounds."""
         _budget().spend(MACRO_COST if isinstance(__obj, Macro) else 1)
-        _check_args([*args, *kwargs.values()])
         owner = getattr(__obj, "__self__", None)
         name = getattr(__obj, "__name__", "")
         if isinstance(owner, str):
-            if name == "join" and args:
+            if name in _SIZED_METHODS:
+                _check_args([*args, *kwargs.values()])
+            elif name == "join" and args:
                 _check_join(owner, args[0])
             elif name == "replace" and len(args) >= 2:
                 _check_replace(owner, args[0], args[1])
