@@ -9,7 +9,6 @@ bounded in work and size (see `tropa.dsl.sandbox`), and compiled templates are c
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -20,6 +19,11 @@ from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
 
+from tropa.dsl.quickcheck import (
+    private_problem,
+    simple_condition_problems,
+    simple_template_problems,
+)
 from tropa.dsl.sandbox import BoundedEnvironment, bounded
 
 ROOTS = ("customer", "event", "steps", "journey")
@@ -65,62 +69,9 @@ def check_template(source: str) -> list[str]:
     return list(_check_template(source))
 
 
-# `{{ customer.first_name }}`, `{{ event.data.total | money('RUB') }}`: most texts hold only
-# such outputs, checked without Jinja's lexer and parser (they are most of validation's time).
-_SIMPLE_OUTPUT = re.compile(
-    r"""\{\{\s*(customer|event|steps|journey)((?:\.(?:[A-Za-z_]\w*|\d+))*)\s*"""
-    r"""(?:\|\s*[A-Za-z_]\w*(?:\(\s*(?:'[^'\\{}]*'|"[^"\\{}]*"|\d+)?\s*\))?\s*)*\}\}""")
-
-
-def _check_simple(source: str) -> tuple[str, ...] | None:
-    """The problems of a template made only of simple outputs, or None for any other."""
-    if "{%" in source or "{#" in source:
-        return None
-    matches = list(_SIMPLE_OUTPUT.finditer(source))
-    if source.count("{{") != len(matches):
-        return None
-    return tuple(_private(attr) for m in matches for attr in m.group(2).split(".")[1:]
-                 if attr.startswith("_"))
-
-
-_CONDITION_TOKEN = re.compile(
-    r"""\s*(?:(?P<path>(?:customer|event|steps|journey)(?:\.(?:[A-Za-z_]\w*|\d+))*)(?![\w.])"""
-    r"""|(?P<value>\d+(?:\.\d+)?(?![\w.])|'[^'\\{}]*'|"[^"\\{}]*"|(?:true|false|none)\b)"""
-    r"""|(?P<not>not\b)|(?P<op>==|!=|>=|<=|>|<|(?:and|or|in)\b))""")
-
-
-def _check_simple_condition(source: str) -> tuple[str, ...] | None:
-    """The problems of a condition like `customer.vip and event.data.total > 100` (paths,
-    numbers, strings, comparisons, and/or/not), or None for any other."""
-    problems: list[str] = []
-    position, want_operand = 0, True
-    source = source.rstrip()
-    while position < len(source):
-        token = _CONDITION_TOKEN.match(source, position)
-        if token is None:
-            return None
-        kind = token.lastgroup
-        if want_operand and kind in ("path", "value"):
-            want_operand = False
-            if kind == "path":
-                problems += [_private(a) for a in token.group("path").split(".")[1:]
-                             if a.startswith("_")]
-        elif not ((want_operand and kind == "not") or (not want_operand and kind == "op")):
-            return None
-        else:
-            want_operand = True
-        position = token.end()
-    return None if want_operand else tuple(problems)
-
-
-def _private(attr: str) -> str:
-    return (f"`{attr}` is not allowed: templates may not reach Python internals "
-            "or private attributes")
-
-
 @lru_cache(maxsize=4096)
 def _check_template(source: str) -> tuple[str, ...]:
-    simple = _check_simple(source)
+    simple = simple_template_problems(source)
     if simple is not None:
         return simple
     try:
@@ -135,9 +86,10 @@ def _check_template(source: str) -> tuple[str, ...]:
 def _check_tree(tree: nodes.Node) -> list[str]:
     problems: list[str] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)  # type: ignore[arg-type]
+        attr = (node.attr if isinstance(node, nodes.Getattr)
+                else _const_key(node) if isinstance(node, nodes.Getitem) else None)
         if isinstance(attr, str) and attr.startswith("_"):
-            problems.append(_private(attr))
+            problems.append(private_problem(attr))
     unknown = sorted(_free_names(tree) - set(ROOTS))
     for name in unknown:
         problems.append(
@@ -171,7 +123,7 @@ def _check_condition(source: str) -> tuple[str, ...]:
     stripped = source.strip()
     if stripped.startswith("{{") and stripped.endswith("}}"):
         stripped = stripped[2:-2]
-    simple = _check_simple_condition(stripped)
+    simple = simple_condition_problems(stripped)
     if simple is not None:
         return simple
     try:
