@@ -227,3 +227,14 @@ def test_the_quick_template_check_agrees_with_jinja(source: str) -> None:
     except TemplateSyntaxError as exc:
         full = (f"template does not parse: {exc.message}",)
     assert tuple(check_template(source)) == full
+
+
+def test_a_file_of_many_mistakes_reports_the_first_hundred() -> None:
+    text = HEADER + "  - sned: 1\n" * 3_000
+    with pytest.raises(JourneyInvalid) as info:
+        compile_journey(text, "j.yaml")
+    problems = info.value.problems
+    assert len(problems) == 101
+    assert problems[0].render().startswith("j.yaml:4:5: error: unknown step type `sned`")
+    assert problems[-1].render().startswith(
+        "j.yaml:104:5: error: and 2900 more problems from here on")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -26,7 +27,7 @@ class SourceMap:
     ) -> Problem:
         """A Problem placed at the nearest known position of `path`."""
         line, column = self.position(path, at_key=at_key)
-        lines = self.text.splitlines()
+        lines = self.lines
         line_text = lines[line - 1] if 0 < line <= len(lines) else None
         return Problem(
             message,
@@ -37,6 +38,11 @@ class SourceMap:
             path=render_path(path),
             hint=hint,
         )
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """The file's lines, split once however many problems quote them."""
+        return self.text.splitlines()
 
     def position(self, path: Path, *, at_key: bool = False) -> tuple[int, int]:
         """Where `path` stands, falling back to its closest ancestor."""
