@@ -62,21 +62,31 @@ async def _yaml(request: Request) -> str:
 
 
 # Validation is CPU work bounded by the file's size (tropa.dsl.positions.MAX_BYTES) and the
-# template sandbox; it runs in a thread so the event loop keeps serving other requests, and
-# a validation that takes longer than this is refused.
+# template sandbox. It runs in a worker thread so the event loop keeps serving, at most
+# MAX_VALIDATIONS at a time so the thread pool stays free for event intake, and a validation
+# that does not finish (waiting included) within VALIDATE_TIMEOUT is refused.
 VALIDATE_TIMEOUT = 10.0
+MAX_VALIDATIONS = 2
 
 
-async def _compiled(text: str) -> Plan:
+def _validations(request: Request) -> asyncio.Semaphore:
+    state = request.app.state
+    if getattr(state, "journey_validations", None) is None:
+        state.journey_validations = asyncio.Semaphore(MAX_VALIDATIONS)
+    semaphore: asyncio.Semaphore = state.journey_validations
+    return semaphore
+
+
+async def _compiled(request: Request, text: str) -> Plan:
     """Compile off the event loop, within VALIDATE_TIMEOUT; raises JourneyInvalid."""
     try:
-        return await asyncio.wait_for(run_in_threadpool(compile_journey, text, "<request>"),
-                                      VALIDATE_TIMEOUT)
+        async with asyncio.timeout(VALIDATE_TIMEOUT), _validations(request):
+            return await run_in_threadpool(compile_journey, text, "<request>")
     except TimeoutError:
         raise JourneyInvalid([Problem(
             f"validating the journey took longer than {VALIDATE_TIMEOUT:g} s",
             source="<request>", line=1, column=1,
-            hint="make the journey smaller or its templates simpler")]) from None
+            hint="make the journey smaller or its templates simpler, or try again")]) from None
 
 
 async def _summary(request: Request, session: SessionDep, journey: Journey) -> JourneySummary:
@@ -114,7 +124,7 @@ async def list_journeys(request: Request, session: SessionDep) -> list[JourneySu
 async def validate_journey(request: Request) -> JourneyValidated | JSONResponse:
     """Check journey YAML without storing it; problems come with line and column."""
     try:
-        plan = await _compiled(await _yaml(request))
+        plan = await _compiled(request, await _yaml(request))
     except JourneyInvalid as exc:
         return invalid(exc)
     return JourneyValidated(journey=plan.journey, version=plan.version,
@@ -129,7 +139,7 @@ async def create_version(request: Request,
     """Validate journey YAML and store it as a version (not yet live)."""
     try:
         text = await _yaml(request)
-        await _compiled(text)  # refuse a bad file off the event loop, before storing
+        await _compiled(request, text)  # refuse a bad file off the event loop, before storing
         row = service.create_version(session, text)
     except JourneyInvalid as exc:
         return invalid(exc)
