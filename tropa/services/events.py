@@ -35,7 +35,10 @@ from tropa.workflows.journey_run import JourneyRun
 
 log = get_logger("events")
 CLAIM_TIMEOUT = timedelta(seconds=30)
-TRIGGER_TIMEOUT = 2.0  # seconds for a trigger's `where` and `key` on one event
+# Seconds for a trigger's `where` and `key` on one event. The template sandbox bounds their
+# work to well under a second; this is the safety net, generous so a busy machine never
+# skips a trigger that would have matched.
+TRIGGER_TIMEOUT = 5.0
 # The memo holds the trigger's event id (never personal data), so a repeated event is
 # recognised by the run it already started.
 TRIGGER_MEMO = "trigger_event_id"
