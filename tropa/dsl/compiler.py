@@ -9,20 +9,34 @@ from typing import Any
 from tropa.dsl.plan import ExitRule, Plan, PlanStep, Trigger
 from tropa.dsl.positions import load_with_positions
 from tropa.dsl.validate import CheckedJourney, CheckedStep, Validator
-from tropa.errors import JourneyInvalid
+from tropa.errors import JourneyInvalid, Problem
 from tropa.steps.registry import Registry, registry
+
+MAX_PROBLEMS = 100  # reported per file; the rest are counted
 
 
 def compile_journey(text: str, source: str = "<journey>", reg: Registry | None = None) -> Plan:
-    """Compile journey YAML to a Plan, or raise JourneyInvalid with every problem found."""
+    """Compile journey YAML to a Plan, or raise JourneyInvalid with the problems found (the
+    first MAX_PROBLEMS by line, then a count of the rest)."""
     raw, smap, problems = load_with_positions(text, source)
     if problems:
-        raise JourneyInvalid(problems)
+        raise JourneyInvalid(_first(problems))
     validator = Validator(reg or registry(), smap)
     checked = validator.journey(raw)
     if checked is None:
-        raise JourneyInvalid(validator.problems)
+        raise JourneyInvalid(_first(validator.problems))
     return build_plan(checked)
+
+
+def _first(problems: list[Problem]) -> list[Problem]:
+    """At most MAX_PROBLEMS problems, then one that counts the rest."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    rest = problems[MAX_PROBLEMS]
+    return [*problems[:MAX_PROBLEMS], Problem(
+        f"and {len(problems) - MAX_PROBLEMS} more problems from here on",
+        source=rest.source, line=rest.line, column=rest.column, line_text=rest.line_text,
+        hint="fix the problems above first")]
 
 
 def build_plan(checked: CheckedJourney) -> Plan:

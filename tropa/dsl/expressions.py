@@ -3,7 +3,8 @@
 Everything a marketer writes is rendered in a `SandboxedEnvironment` with strict undefined
 variables, so a typo is an error instead of an empty string, and Python internals are out
 of reach. Validation catches what can be known before a run: syntax, unknown roots,
-attributes that start with an underscore.
+attributes that start with an underscore; it only parses, never evaluates. Renders are
+bounded in work and size (see `tropa.dsl.sandbox`), and compiled templates are cached.
 """
 
 from __future__ import annotations
@@ -11,15 +12,23 @@ from __future__ import annotations
 import contextlib
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes, pass_context
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes, pass_context
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.parser import Parser
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 
+from tropa.dsl.quickcheck import (
+    private_problem,
+    simple_condition_problems,
+    simple_template_problems,
+)
 from tropa.dsl.redact import data_failure, kind_of, scrub
+from tropa.dsl.sandbox import BoundedEnvironment, bounded
 
 ROOTS = ("customer", "event", "steps", "journey")
 
@@ -75,15 +84,19 @@ def _money_filter(value: Any, currency: str = "") -> str:
     return f"{text} {currency}".strip()
 
 
-def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+def _environment() -> BoundedEnvironment:
+    env = BoundedEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters["date"] = _date_filter
     env.filters["money"] = _money_filter
     env.filters["points"] = _points_filter
+    env.bound_filters()
     return env
 
 
 ENV = _environment()
+_TOO_DEEP = "the expression nests brackets too deeply; simplify it"
+# Names a template may use besides ROOTS without declaring them.
+_BUILTIN_NAMES = frozenset({*ENV.globals, "loop", "caller", "varargs", "kwargs"})
 
 
 class ExpressionError(ValueError):
@@ -92,19 +105,31 @@ class ExpressionError(ValueError):
 
 def check_template(source: str) -> list[str]:
     """Problems of a message template or condition, found without rendering it."""
+    return list(_check_template(source))
+
+
+@lru_cache(maxsize=4096)
+def _check_template(source: str) -> tuple[str, ...]:
+    simple = simple_template_problems(source)
+    if simple is not None:
+        return simple
     try:
-        tree = ENV.parse(source)
+        tree = ENV.parse(source)  # parse only: nothing is evaluated or compiled
     except TemplateSyntaxError as exc:
-        return [f"template does not parse: {exc.message}"]
+        return (f"template does not parse: {exc.message}",)
+    except RecursionError:
+        return (_TOO_DEEP,)
+    return tuple(_check_tree(tree))
+
+
+def _check_tree(tree: nodes.Node) -> list[str]:
     problems: list[str] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)
+        attr = (node.attr if isinstance(node, nodes.Getattr)
+                else _const_key(node) if isinstance(node, nodes.Getitem) else None)
         if isinstance(attr, str) and attr.startswith("_"):
-            problems.append(
-                f"`{attr}` is not allowed: templates may not reach Python internals "
-                "or private attributes"
-            )
-    unknown = sorted(meta.find_undeclared_variables(tree) - set(ROOTS))
+            problems.append(private_problem(attr))
+    unknown = sorted(_free_names(tree) - set(ROOTS))
     for name in unknown:
         problems.append(
             f"unknown variable `{name}`; templates can use {', '.join(ROOTS)} "
@@ -113,26 +138,62 @@ def check_template(source: str) -> list[str]:
     return problems
 
 
+def _free_names(tree: nodes.Node) -> set[str]:
+    """Variables a template reads without setting them itself (a syntax-tree walk, which
+    is much cheaper than Jinja's code-generating `meta.find_undeclared_variables`)."""
+    loaded: set[str] = set()
+    stored: set[str] = set()
+    for name in tree.find_all(nodes.Name):
+        (loaded if name.ctx == "load" else stored).add(name.name)
+    return loaded - stored - _BUILTIN_NAMES
+
+
 def _const_key(node: nodes.Getitem) -> Any:
     return node.arg.value if isinstance(node.arg, nodes.Const) else None
 
 
 def check_condition(source: str) -> list[str]:
     """Problems of a condition (`if`, `where`): an expression, not a `{{ }}` template."""
+    return list(_check_condition(source))
+
+
+@lru_cache(maxsize=4096)
+def _check_condition(source: str) -> tuple[str, ...]:
     stripped = source.strip()
     if stripped.startswith("{{") and stripped.endswith("}}"):
         stripped = stripped[2:-2]
+    simple = simple_condition_problems(stripped)
+    if simple is not None:
+        return simple
     try:
-        ENV.compile_expression(stripped)
+        # Parse the expression as `compile_expression` would, but do not compile it: the
+        # compiler may evaluate constant parts, and validation never evaluates anything.
+        parser = Parser(ENV, stripped, state="variable")
+        expression = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
     except TemplateSyntaxError as exc:
-        return [f"condition does not parse: {exc.message}"]
-    return check_template("{{ " + stripped + " }}")
+        return (f"condition does not parse: {exc.message}",)
+    except RecursionError:
+        return (_TOO_DEEP,)
+    return tuple(_check_tree(nodes.Output([expression])))  # the walk skips its root
+
+
+@lru_cache(maxsize=1024)
+def _template(source: str) -> Template:
+    return ENV.from_string(source)
+
+
+@lru_cache(maxsize=1024)
+def _expression(source: str) -> TemplateExpression:
+    return ENV.compile_expression(source, undefined_to_none=False)
 
 
 def render(source: str, context: dict[str, Any]) -> str:
     """Render a message text; raise ExpressionError naming the missing value or refusal."""
     try:
-        return ENV.from_string(source).render(**context)
+        with bounded():
+            return _template(source).render(**context)
     except UndefinedError as exc:
         raise ExpressionError("template uses a value this customer lacks: "
                               f"{scrub(exc.message or '', source)}") from None
@@ -156,7 +217,8 @@ def evaluate(condition: str, context: dict[str, Any]) -> bool:
     if stripped.startswith("{{") and stripped.endswith("}}"):
         stripped = stripped[2:-2]
     try:
-        return bool(ENV.compile_expression(stripped, undefined_to_none=False)(**context))
+        with bounded():
+            return bool(_expression(stripped)(**context))
     except UndefinedError:
         return False
     except SecurityError as exc:

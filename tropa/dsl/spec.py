@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tropa.dsl.plan import Category, ReEntry
+from tropa.dsl.triggers import MAX_KEY, literal_key_problem
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 
@@ -52,7 +53,8 @@ class TriggerSpec(_Strict):
     )
     key: str | None = Field(
         default=None,
-        description="Template that tells runs of one customer apart, e.g. a cart id",
+        description="Template that tells runs of one customer apart, e.g. a cart id; it "
+        f"renders to at most {MAX_KEY} characters",
         examples=["{{ event.data.cart_id }}"],
         json_schema_extra={"x-template": True},
     )
@@ -80,6 +82,14 @@ class TriggerSpec(_Strict):
         """The event type that starts a run (the validator always sets it)."""
         assert self.event is not None
         return self.event
+
+    @field_validator("key")
+    @classmethod
+    def _short_key(cls, value: str | None) -> str | None:
+        problem = literal_key_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ExitSpec(_Strict):

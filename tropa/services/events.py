@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -22,7 +23,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tropa.clock import utcnow
 from tropa.customers.view import customer_view
-from tropa.dsl.expressions import ExpressionError, evaluate, render
+from tropa.dsl import triggers
+from tropa.dsl.expressions import ExpressionError
 from tropa.dsl.plan import EventIn, Plan, RunInput
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
@@ -33,6 +35,10 @@ from tropa.workflows.journey_run import JourneyRun
 
 log = get_logger("events")
 CLAIM_TIMEOUT = timedelta(seconds=30)
+# Seconds for a trigger's `where` and `key` on one event. The template sandbox bounds their
+# work to well under a second; this is the safety net, generous so a busy machine never
+# skips a trigger that would have matched.
+TRIGGER_TIMEOUT = 5.0
 # The memo holds the trigger's event id (never personal data), so a repeated event is
 # recognised by the run it already started.
 TRIGGER_MEMO = "trigger_event_id"
@@ -160,14 +166,26 @@ class EventRouter:
         """Start a run of `plan` for this event; False when the trigger was skipped."""
         context = {**context, "journey": {"name": plan.journey, "version": plan.version}}
         try:
-            if plan.trigger.where and not evaluate(plan.trigger.where, context):
-                routed.skipped.append({"journey": plan.journey, "reason": "where is false"})
-                return False
-            key = render(plan.trigger.key, context).strip() if plan.trigger.key else None
+            # Off the event loop and bounded in time: a costly key or `where` delays only
+            # this event, never the others.
+            matches, key = (await asyncio.wait_for(
+                run_in_threadpool(triggers.match, plan.trigger, context), TRIGGER_TIMEOUT)
+                if plan.trigger.where or plan.trigger.key else (True, None))
         except ExpressionError as exc:
             routed.skipped.append({"journey": plan.journey, "reason": str(exc)})
             return False
+        except TimeoutError:
+            routed.skipped.append({"journey": plan.journey, "reason": "the trigger's `where` "
+                                   f"or `key` took longer than {TRIGGER_TIMEOUT:g} s"})
+            return False
+        if not matches:
+            routed.skipped.append({"journey": plan.journey, "reason": "where is false"})
+            return False
         workflow_id = run_id_for(plan, event.customer_id, key, event.event_id)
+        too_long = triggers.run_id_problem(workflow_id)
+        if too_long:
+            routed.skipped.append({"journey": plan.journey, "reason": too_long})
+            return False
         # Listeners are looked up in ActiveRun, so the row exists before the run can wait:
         # an exit event arriving right after the start then finds it.
         remembered = await run_in_threadpool(self._remember_run, workflow_id, plan,

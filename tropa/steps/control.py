@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tropa.dsl.durations import Duration
+from tropa.dsl.moments import Moment
 from tropa.steps.registry import StepType
 
 StepList = list[dict[str, Any]]
@@ -32,7 +33,7 @@ class WaitUntilParams(Params):
         description="Local time of day (HH:MM) in the customer's time zone; the next one",
         examples=["10:00"],
     )
-    timestamp: datetime | None = Field(
+    timestamp: Moment | None = Field(
         default=None, description="An absolute moment with its UTC offset"
     )
 

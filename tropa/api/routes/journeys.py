@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from tropa.api.deps import SessionDep, require
 from tropa.api.errors import ERRORS, ErrorOut
@@ -21,6 +23,7 @@ from tropa.api.schemas.journeys import (
     VersionSummary,
 )
 from tropa.dsl.compiler import compile_journey
+from tropa.dsl.plan import Plan
 from tropa.dsl.spec import NAME_PATTERN
 from tropa.errors import JourneyInvalid, Problem
 from tropa.services import journeys as service
@@ -58,6 +61,34 @@ async def _yaml(request: Request) -> str:
     return text
 
 
+# Validation is CPU work bounded by the file's size (tropa.dsl.positions.MAX_BYTES) and the
+# template sandbox. It runs in a worker thread so the event loop keeps serving, at most
+# MAX_VALIDATIONS at a time so the thread pool stays free for event intake, and a validation
+# that does not finish (waiting included) within VALIDATE_TIMEOUT is refused.
+VALIDATE_TIMEOUT = 10.0
+MAX_VALIDATIONS = 2
+
+
+def _validations(request: Request) -> asyncio.Semaphore:
+    state = request.app.state
+    if getattr(state, "journey_validations", None) is None:
+        state.journey_validations = asyncio.Semaphore(MAX_VALIDATIONS)
+    semaphore: asyncio.Semaphore = state.journey_validations
+    return semaphore
+
+
+async def _compiled(request: Request, text: str) -> Plan:
+    """Compile off the event loop, within VALIDATE_TIMEOUT; raises JourneyInvalid."""
+    try:
+        async with asyncio.timeout(VALIDATE_TIMEOUT), _validations(request):
+            return await run_in_threadpool(compile_journey, text, "<request>")
+    except TimeoutError:
+        raise JourneyInvalid([Problem(
+            f"validating the journey took longer than {VALIDATE_TIMEOUT:g} s",
+            source="<request>", line=1, column=1,
+            hint="make the journey smaller or its templates simpler, or try again")]) from None
+
+
 async def _summary(request: Request, session: SessionDep, journey: Journey) -> JourneySummary:
     rows = service.versions_of(session, journey.name)
     counts = await count_by_version(request.app.state.temporal, journey.name,
@@ -93,7 +124,7 @@ async def list_journeys(request: Request, session: SessionDep) -> list[JourneySu
 async def validate_journey(request: Request) -> JourneyValidated | JSONResponse:
     """Check journey YAML without storing it; problems come with line and column."""
     try:
-        plan = compile_journey(await _yaml(request), "<request>")
+        plan = await _compiled(request, await _yaml(request))
     except JourneyInvalid as exc:
         return invalid(exc)
     return JourneyValidated(journey=plan.journey, version=plan.version,
@@ -107,9 +138,14 @@ async def create_version(request: Request,
                          session: SessionDep) -> JourneyVersionPublic | JSONResponse:
     """Validate journey YAML and store it as a version (not yet live)."""
     try:
-        row = service.create_version(session, await _yaml(request))
+        text = await _yaml(request)
+        await _compiled(request, text)  # refuse a bad file off the event loop, before storing
+        row = service.create_version(session, text)
     except JourneyInvalid as exc:
         return invalid(exc)
+    # Commit before answering: the session dependency would commit after the response is
+    # sent, and a client publishing right after the 201 must find the version.
+    session.commit()
     return JourneyVersionPublic.model_validate(row.model_dump())
 
 

@@ -1,0 +1,60 @@
+"""Quick checks of the most common templates and conditions without Jinja's lexer and parser,
+which are most of validation's time. Each answers exactly as the full check would (see
+`tropa.dsl.expressions`), or None when the source is not of the simple kind it knows."""
+
+from __future__ import annotations
+
+import re
+
+# `{{ customer.first_name }}`, `{{ event.data.total | money('RUB') }}`: most texts hold only
+# such outputs, checked without Jinja's lexer and parser (they are most of validation's time).
+_SIMPLE_OUTPUT = re.compile(
+    r"""\{\{\s*(customer|event|steps|journey)((?:\.(?:[A-Za-z_]\w*|\d+))*)\s*"""
+    r"""(?:\|\s*[A-Za-z_]\w*(?:\(\s*(?:'[^'\\{}]*'|"[^"\\{}]*"|\d+)?\s*\))?\s*)*\}\}""")
+
+
+def simple_template_problems(source: str) -> tuple[str, ...] | None:
+    """The problems of a template made only of simple outputs, or None for any other."""
+    if "{%" in source or "{#" in source:
+        return None
+    matches = list(_SIMPLE_OUTPUT.finditer(source))
+    if source.count("{{") != len(matches):
+        return None
+    return tuple(private_problem(attr) for m in matches for attr in m.group(2).split(".")[1:]
+                 if attr.startswith("_"))
+
+
+_CONDITION_TOKEN = re.compile(
+    r"""\s*(?:(?P<path>(?:customer|event|steps|journey)(?:\.(?:[A-Za-z_]\w*|\d+))*)(?![\w.])"""
+    r"""|(?P<value>\d+(?:\.\d+)?(?![\w.])|'[^'\\{}]*'|"[^"\\{}]*"|(?:true|false|none)\b)"""
+    r"""|(?P<not>not\b)|(?P<op>==|!=|>=|<=|>|<|(?:and|or|in)\b))""")
+
+
+def simple_condition_problems(source: str) -> tuple[str, ...] | None:
+    """The problems of a condition like `customer.vip and event.data.total > 100` (paths,
+    numbers, strings, comparisons, and/or/not), or None for any other."""
+    problems: list[str] = []
+    position, want_operand = 0, True
+    source = source.rstrip()
+    while position < len(source):
+        token = _CONDITION_TOKEN.match(source, position)
+        if token is None:
+            return None
+        kind = token.lastgroup
+        if want_operand and kind in ("path", "value"):
+            want_operand = False
+            if kind == "path":
+                problems += [private_problem(a) for a in token.group("path").split(".")[1:]
+                             if a.startswith("_")]
+        elif not ((want_operand and kind == "not") or (not want_operand and kind == "op")):
+            return None
+        else:
+            want_operand = True
+        position = token.end()
+    return None if want_operand else tuple(problems)
+
+
+def private_problem(attr: str) -> str:
+    """The problem of an attribute that starts with an underscore."""
+    return (f"`{attr}` is not allowed: templates may not reach Python internals "
+            "or private attributes")
