@@ -139,7 +139,7 @@ class EventRouter:
     async def route(self, event: EventIn, customer: dict[str, Any]) -> Routed:
         """Start runs this event triggers and signal runs that listen to it."""
         routed = Routed(status="accepted")
-        catalogue = self._catalogue.current()
+        catalogue = await self._catalogue.current()
         context = {"event": event.model_dump(mode="json"), "customer": customer,
                    "steps": {}, "journey": {}}
         triggered: set[str] = set()
