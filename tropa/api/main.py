@@ -9,6 +9,7 @@ from temporalio.client import Client
 from tropa.api import errors
 from tropa.api.limits import BodyLimit
 from tropa.api.routes import customers, events, journeys, receipts, runs
+from tropa.services.event_intake import SingleIntake
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.state.key_cache = {}
     app.state.event_router = EventRouter(engine, temporal, catalogue,
                                          settings.temporal.task_queue)
+    app.state.event_intake = SingleIntake(app.state.event_router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     errors.install(app)
 

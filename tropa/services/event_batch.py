@@ -37,7 +37,7 @@ Outcome = Routed | Failed
 async def ingest_many(router: EventRouter, events: list[EventIn],
                       concurrency: int = 64) -> list[Outcome]:
     """Store each event once and route the new ones; one outcome per event, in order."""
-    claims = await run_in_threadpool(_claim_many, router.engine, events)
+    claims = await run_in_threadpool(claim_many, router.engine, events)
     outcomes: list[Outcome | None] = [None] * len(events)
     pending: list[tuple[int, EventIn, dict[str, Any]]] = []
     for index, claim in enumerate(claims):
@@ -64,12 +64,13 @@ async def ingest_many(router: EventRouter, events: list[EventIn],
         done = {events[i].event_id: o for i, _, _ in pending
                 if isinstance(o := outcomes[i], Routed)}
         failed = [events[i].event_id for i, _, _ in pending if not isinstance(outcomes[i], Routed)]
-        await run_in_threadpool(_finish, router.engine, done, failed)
+        await run_in_threadpool(finish, router.engine, done, failed)
     return [o if o is not None else Failed("not routed", retryable=True) for o in outcomes]
 
 
-def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[str, Any]]:
-    """Per event: the customer view when this request routes it, else its outcome."""
+def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[str, Any]]:
+    """Per event: the customer view when this request routes it, else its outcome (a
+    duplicate, or Failed, not retryable, when the customer does not exist)."""
     out: list[Outcome | dict[str, Any]] = [Routed(status="duplicate")] * len(events)
     first: dict[str, int] = {}
     for index, event in enumerate(events):
@@ -79,7 +80,7 @@ def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict
         views = {c.id: customer_view(c) for c in session.exec(
             select(Customer).where(col(Customer.id).in_(wanted)))}
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for event_id, index in first.items():
         event = events[index]
         if event.customer_id not in views:
@@ -113,7 +114,8 @@ def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict
     return out
 
 
-def _finish(engine: sa.Engine, done: dict[str, Routed], failed: list[str]) -> None:
+def finish(engine: sa.Engine, done: dict[str, Routed], failed: list[str]) -> None:
+    """Mark events routed (with their runs), and release the failed ones for a retry."""
     now = utcnow()
     with engine.begin() as conn:
         if done:

@@ -170,8 +170,8 @@ class EventRouter:
         workflow_id = run_id_for(plan, event.customer_id, key, event.event_id)
         # Listeners are looked up in ActiveRun, so the row exists before the run can wait:
         # an exit event arriving right after the start then finds it.
-        remembered = await run_in_threadpool(self._remember_run, workflow_id, plan,
-                                             event.customer_id)
+        remembered = (plan.trigger.key is not None or plan.re_entry == "parallel") and (
+            await run_in_threadpool(self._remember_run, workflow_id, plan, event.customer_id))
         try:
             if plan.re_entry == "restart":
                 await self._restart(plan, event, workflow_id)

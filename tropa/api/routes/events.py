@@ -12,13 +12,14 @@ from tropa.api.errors import ERRORS, ErrorOut, field_errors
 from tropa.api.schemas.events import BatchItem, BatchResult, EventAccepted, EventBatch, EventCreate
 from tropa.dsl.plan import EventIn
 from tropa.services.event_batch import Failed, ingest_many
+from tropa.services.event_intake import SingleIntake
 from tropa.services.events import EventRouter, Routed, UnknownCustomer
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERRORS,
                    dependencies=[Depends(require("events:write"))])
 
 
-def get_router(request: Request) -> EventRouter:
+async def get_router(request: Request) -> EventRouter:
     """The app's event router."""
     return request.app.state.event_router  # type: ignore[no-any-return]
 
@@ -26,12 +27,20 @@ def get_router(request: Request) -> EventRouter:
 RouterDep = Annotated[EventRouter, Depends(get_router)]
 
 
+async def get_intake(request: Request) -> SingleIntake:
+    """The app's single-event intake (group commit over concurrent requests)."""
+    return request.app.state.event_intake  # type: ignore[no-any-return]
+
+
+IntakeDep = Annotated[SingleIntake, Depends(get_intake)]
+
+
 @router.post("", status_code=202, response_model=EventAccepted,
              responses={404: {"model": ErrorOut, "description": "The customer does not exist"}})
-async def post_event(body: EventCreate, events: RouterDep) -> EventAccepted:
+async def post_event(body: EventCreate, intake: IntakeDep) -> EventAccepted:
     """Store an event once and start or signal the journeys that listen to it."""
     try:
-        routed = await events.ingest(EventIn(**body.model_dump()))
+        routed = await intake.ingest(EventIn(**body.model_dump()))
     except UnknownCustomer as exc:
         raise HTTPException(404, f"customer {exc.args[0]!r} does not exist; create it first "
                             f"with PUT /v1/customers/{exc.args[0]}") from exc
@@ -57,12 +66,12 @@ async def post_events(body: EventBatch, events: RouterDep) -> BatchResult:
             continue
         valid.append((index, EventIn(**event.model_dump())))
     outcomes = await ingest_many(events, [e for _, e in valid])
-    for (index, event), outcome in zip(valid, outcomes, strict=True):
+    for (index, stored), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, Failed):
-            items[index] = BatchItem(index=index, event_id=event.event_id, status="rejected",
+            items[index] = BatchItem(index=index, event_id=stored.event_id, status="rejected",
                                      reason=outcome.reason, retryable=outcome.retryable)
         elif isinstance(outcome, Routed):
-            items[index] = BatchItem(index=index, event_id=event.event_id, status=outcome.status,
+            items[index] = BatchItem(index=index, event_id=stored.event_id, status=outcome.status,
                                      started=outcome.started, signalled=outcome.signalled,
                                      skipped=outcome.skipped)
     done = [i for i in items if i is not None]
