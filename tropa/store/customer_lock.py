@@ -29,8 +29,9 @@ def lock_customer_for_update(session: Session, customer_id: str) -> Customer | N
     stale snapshot can be upgraded), then the row is read.
 
     Objects already in the session are refreshed, so a customer read earlier in the same
-    session is current after this call. To lock several customers, lock them in a sorted
-    order, so two transactions never wait on each other.
+    session is current after this call; call it before changing the customer (a change made
+    before would be overwritten by the fresh row). To lock several customers, lock them in a
+    sorted order, so two transactions never wait on each other.
     """
     if session.get_bind().dialect.name == "sqlite":
         session.connection().execute(sa.text("UPDATE customers SET id = id WHERE id = :c"),
