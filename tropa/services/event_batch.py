@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from tropa.activities.customer_context import customer_view
@@ -16,11 +15,11 @@ from tropa.clock import utcnow
 from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
 from tropa.services.events import CLAIM_TIMEOUT, EventRouter, Routed
-from tropa.store.db import session_scope
 from tropa.store.models import Customer, Event
 
 log = get_logger("events")
 EVENTS = Event.__table__  # type: ignore[attr-defined]
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -76,9 +75,11 @@ def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[
     for index, event in enumerate(events):
         first.setdefault(event.event_id, index)
     wanted = {events[i].customer_id for i in first.values()}
-    with session_scope(engine) as session:
-        views = {c.id: customer_view(c) for c in session.exec(
-            select(Customer).where(col(Customer.id).in_(wanted)))}
+    with engine.connect() as conn:
+        # Core rows, not ORM objects: this runs for every event and the view only reads
+        # attributes, which a row has by the same names.
+        views = {row.id: customer_view(cast(Customer, row)) for row in conn.execute(
+            sa.select(*CUSTOMERS.c).where(CUSTOMERS.c.id.in_(wanted)))}
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for event_id, index in first.items():
@@ -97,8 +98,9 @@ def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[
     with engine.begin() as conn:
         # ON CONFLICT DO NOTHING settles concurrent requests with the same event_id in the
         # database: exactly one of them gets the row back and routes the event.
-        stmt = insert(EVENTS).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
-        claimed = set(conn.execute(stmt.returning(EVENTS.c.event_id)).scalars())
+        # One statement for any number of rows (executemany), so it is compiled once.
+        stmt = insert(EVENTS).on_conflict_do_nothing(index_elements=["event_id"])
+        claimed = set(conn.execute(stmt.returning(EVENTS.c.event_id), rows).scalars())
         stored = [r["event_id"] for r in rows if r["event_id"] not in claimed]
         if stored:
             # Stored before: route again only if an earlier attempt failed or died mid-way.
