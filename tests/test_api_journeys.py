@@ -102,10 +102,8 @@ async def test_journey_lifecycle_with_run_counts_pause_rule_and_runs(
 
     assert (await fire(api, "joined", a1))["started"] == [f"journey/{name}/{a1}"]
     await fire(api, "joined", a2)
-    # Exit only once the first step is done: an exit during an activity step races the
-    # interpreter (reported separately), and this test is about the API.
-    await eventually(lambda: waiting(f"journey/{name}/{a1}"), timeout=30, message="a-1 waits")
-    await fire(api, "left", a1)
+    # At once, while the run may still be in its first (activity) step: the run stops there.
+    assert (await fire(api, "left", a1))["signalled"] == [f"journey/{name}/{a1}"]
 
     async def counted() -> bool:
         listing = {j["name"]: j for j in await get(api, "/v1/journeys")}
@@ -113,6 +111,7 @@ async def test_journey_lifecycle_with_run_counts_pause_rule_and_runs(
         return (mine["running"], mine["finished"]) == (1, 1)
 
     await eventually(counted, timeout=30, message="one running, one finished in the listing")
+    assert (await get(api, f"/v1/runs/journey/{name}/{a1}"))["state"] == "exited"
 
     run_id = f"journey/{name}/{a2}"
     run = await eventually(lambda: waiting(run_id), timeout=30, message="run a-2 waiting")

@@ -22,6 +22,7 @@ from tropa.api.routes import (
     segments,
     unsubscribe,
 )
+from tropa.services.event_intake import SingleIntake
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -49,6 +50,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.state.key_cache = {}
     app.state.event_router = EventRouter(engine, temporal, catalogue,
                                          settings.temporal.task_queue)
+    app.state.event_intake = SingleIntake(app.state.event_router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     hide_query_strings()
     errors.install(app)

@@ -145,7 +145,7 @@ class EventRouter:
     async def route(self, event: EventIn, customer: dict[str, Any]) -> Routed:
         """Start runs this event triggers and signal runs that listen to it."""
         routed = Routed(status="accepted")
-        catalogue = self._catalogue.current()
+        catalogue = await self._catalogue.current()
         context = {"event": event.model_dump(mode="json"), "customer": customer,
                    "steps": {}, "journey": {}}
         triggered: set[str] = set()
@@ -188,8 +188,8 @@ class EventRouter:
             return False
         # Listeners are looked up in ActiveRun, so the row exists before the run can wait:
         # an exit event arriving right after the start then finds it.
-        remembered = await run_in_threadpool(self._remember_run, workflow_id, plan,
-                                             event.customer_id)
+        remembered = (plan.trigger.key is not None or plan.re_entry == "parallel") and (
+            await run_in_threadpool(self._remember_run, workflow_id, plan, event.customer_id))
         try:
             if plan.re_entry == "restart":
                 await self._restart(plan, event, workflow_id)

@@ -15,6 +15,7 @@ from tropa.clock import utcnow
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
 from tropa.steps.control import Params
 from tropa.steps.registry import StepType, WorkerDeps
+from tropa.store.customer_lock import lock_customer_for_update
 from tropa.store.db import session_scope
 from tropa.store.models import SideEffect
 
@@ -38,6 +39,8 @@ def apply_update(engine: sa.Engine, call: StepCall) -> StepResult:
     params = UpdateCustomerParams.model_validate(call.params)
     try:
         with session_scope(engine) as session:
+            # Locked first: concurrent runs updating one customer never lose a change.
+            lock_customer_for_update(session, call.run.customer_id)
             done = session.get(SideEffect, call.idempotency_key)
             if done is not None:
                 return StepResult(outcome="updated", detail="already applied", data=done.result)

@@ -16,6 +16,7 @@ from tropa.customers.identifiers import CustomerNotFound
 from tropa.customers.orders import OrderConflict
 from tropa.dsl.plan import EventIn
 from tropa.services.event_batch import Failed, ingest_many
+from tropa.services.event_intake import SingleIntake
 from tropa.services.events import EventRouter, Routed, UnknownCustomer
 from tropa.services.orders import record_event_order
 
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERRORS,
                    dependencies=[Depends(require("events:write"))])
 
 
-def get_router(request: Request) -> EventRouter:
+async def get_router(request: Request) -> EventRouter:
     """The app's event router."""
     return request.app.state.event_router  # type: ignore[no-any-return]
 
@@ -31,17 +32,26 @@ def get_router(request: Request) -> EventRouter:
 RouterDep = Annotated[EventRouter, Depends(get_router)]
 
 
+async def get_intake(request: Request) -> SingleIntake:
+    """The app's single-event intake (group commit over concurrent requests)."""
+    return request.app.state.event_intake  # type: ignore[no-any-return]
+
+
+IntakeDep = Annotated[SingleIntake, Depends(get_intake)]
+
+
 @router.post("", status_code=202, response_model=EventAccepted,
              responses={404: {"model": ErrorOut, "description": "The customer does not exist"},
                         409: {"model": ErrorOut, "description": "The order in an "
                               "`order.placed` belongs to another customer"}})
-async def post_event(body: EventCreate, events: RouterDep, actor: ActorDep) -> EventAccepted:
+async def post_event(body: EventCreate, events: RouterDep, intake: IntakeDep,
+                     actor: ActorDep) -> EventAccepted:
     """Store an event once and start or signal the journeys that listen to it. An
     `order.placed` whose data holds `order_id` and `total` also records the order."""
     try:
         event = EventIn(**body.model_dump())
         await record_event_order(events, event, actor)
-        routed = await events.ingest(event)
+        routed = await intake.ingest(event)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", "data", *e["loc"])}
                                       for e in exc.errors()]) from None
@@ -74,12 +84,12 @@ async def post_events(body: EventBatch, events: RouterDep) -> BatchResult:
             continue
         valid.append((index, EventIn(**event.model_dump())))
     outcomes = await ingest_many(events, [e for _, e in valid])
-    for (index, event), outcome in zip(valid, outcomes, strict=True):
+    for (index, stored), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, Failed):
-            items[index] = BatchItem(index=index, event_id=event.event_id, status="rejected",
+            items[index] = BatchItem(index=index, event_id=stored.event_id, status="rejected",
                                      reason=outcome.reason, retryable=outcome.retryable)
         elif isinstance(outcome, Routed):
-            items[index] = BatchItem(index=index, event_id=event.event_id, status=outcome.status,
+            items[index] = BatchItem(index=index, event_id=stored.event_id, status=outcome.status,
                                      started=outcome.started, signalled=outcome.signalled,
                                      skipped=outcome.skipped)
     done = [i for i in items if i is not None]
