@@ -16,10 +16,12 @@ from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
 from tropa.services.events import CLAIM_TIMEOUT, EventRouter, Routed
 from tropa.store.models import Customer, Event
+from tropa.store.segment_models import CustomerSegment
 
 log = get_logger("events")
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+SEGMENTS = CustomerSegment.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -79,7 +81,9 @@ def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[
         # Core rows, not ORM objects: this runs for every event and the view only reads
         # attributes, which a row has by the same names.
         views = {row.id: customer_view(cast(Customer, row)) for row in conn.execute(
-            sa.select(*CUSTOMERS.c).where(CUSTOMERS.c.id.in_(wanted)))}
+            sa.select(*CUSTOMERS.c, SEGMENTS.c.segment)
+            .select_from(CUSTOMERS.outerjoin(SEGMENTS, SEGMENTS.c.customer_id == CUSTOMERS.c.id))
+            .where(CUSTOMERS.c.id.in_(wanted)))}
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for event_id, index in first.items():
