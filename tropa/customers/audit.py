@@ -43,9 +43,10 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Fields whose value changed, as `{field: {"from": a, "to": b}}`, contacts redacted."""
     out: dict[str, Any] = {}
     for name in sorted(set(before) | set(after)):
-        old, new = _plain(before.get(name)), _plain(after.get(name))
+        old, new = before.get(name), after.get(name)
         if old == new:
             continue
+        old, new = _plain(old), _plain(new)
         out[name] = {"changed": True} if name in SECRET_FIELDS else {"from": old, "to": new}
     return out
 
