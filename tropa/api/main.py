@@ -14,6 +14,7 @@ from tropa.api.routes import (
     events,
     imports,
     journeys,
+    merge,
     orders,
     receipts,
     runs,
@@ -54,6 +55,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(cards.router)
     app.include_router(orders.router)
     app.include_router(imports.router)
+    app.include_router(merge.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from tropa.clock import ensure_aware, utcnow
 from tropa.customers.audit import Actor, diff, record
-from tropa.customers.identifiers import CustomerNotFound, Identifier, find_id
+from tropa.customers.identifiers import CustomerNotFound, Identifier, canonical_id, find_id
 from tropa.customers.locking import lock_customer
 from tropa.store.customer_models import Order, OrderStatusChange, PurchaseStats
 from tropa.store.models import Event
@@ -117,7 +117,11 @@ def record_order(session: Session, order_id: str, data: OrderData, *, customer_i
     `emit=False` raises no events at all (a shop's purchase history, imported).
     """
     if not lock_customer(session, customer_id):
-        raise CustomerNotFound(f"customer {customer_id!r} does not exist")
+        # Merged away while this request waited: the order is the survivor's.
+        survivor = canonical_id(session, customer_id)
+        if survivor is None or not lock_customer(session, survivor):
+            raise CustomerNotFound(f"customer {customer_id!r} does not exist")
+        customer_id = survivor
     digest = _hash(customer_id, data)
     order = session.get(Order, order_id, with_for_update=True)
     if order is not None and order.customer_id != customer_id:
