@@ -16,6 +16,7 @@ from tropa.api.routes import (
     imports,
     journeys,
     loyalty,
+    merge,
     orders,
     receipts,
     runs,
@@ -62,6 +63,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(orders.router)
     app.include_router(imports.router)
     app.include_router(unsubscribe.router)
+    app.include_router(merge.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -11,10 +11,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 
 from tropa.clock import utcnow
+from tropa.customers.identifiers import aliases_of
 from tropa.customers.view import customer_view
 from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
 from tropa.services.events import CLAIM_TIMEOUT, EventRouter, Routed
+from tropa.store.db import session_scope
 from tropa.store.models import Customer, Event
 from tropa.store.segment_models import CustomerSegment
 
@@ -69,6 +71,15 @@ async def ingest_many(router: EventRouter, events: list[EventIn],
     return [o if o is not None else Failed("not routed", retryable=True) for o in outcomes]
 
 
+def _views(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, Any]]:
+    # Core rows, not ORM objects: this runs for every event and the view only reads
+    # attributes, which a row has by the same names (the RF segment joined in).
+    return {row.id: customer_view(cast(Customer, row)) for row in conn.execute(
+        sa.select(*CUSTOMERS.c, SEGMENTS.c.segment)
+        .select_from(CUSTOMERS.outerjoin(SEGMENTS, SEGMENTS.c.customer_id == CUSTOMERS.c.id))
+        .where(CUSTOMERS.c.id.in_(ids)))}
+
+
 def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[str, Any]]:
     """Per event: the customer view when this request routes it, else its outcome (a
     duplicate, or Failed, not retryable, when the customer does not exist)."""
@@ -78,12 +89,16 @@ def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[
         first.setdefault(event.event_id, index)
     wanted = {events[i].customer_id for i in first.values()}
     with engine.connect() as conn:
-        # Core rows, not ORM objects: this runs for every event and the view only reads
-        # attributes, which a row has by the same names.
-        views = {row.id: customer_view(cast(Customer, row)) for row in conn.execute(
-            sa.select(*CUSTOMERS.c, SEGMENTS.c.segment)
-            .select_from(CUSTOMERS.outerjoin(SEGMENTS, SEGMENTS.c.customer_id == CUSTOMERS.c.id))
-            .where(CUSTOMERS.c.id.in_(wanted)))}
+        views = _views(conn, wanted)
+    missing = wanted - set(views)
+    if missing:
+        with session_scope(engine) as session:
+            aliases = aliases_of(session, missing)
+        if aliases:  # merged ids: their events go to the survivor
+            with engine.connect() as conn:
+                views.update(_views(conn, set(aliases.values())))
+            for event in events:
+                event.customer_id = aliases.get(event.customer_id, event.customer_id)
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for event_id, index in first.items():

@@ -12,6 +12,7 @@ from tropa.api.actor import ActorDep
 from tropa.api.deps import require
 from tropa.api.errors import ERRORS, ErrorOut, field_errors
 from tropa.api.schemas.events import BatchItem, BatchResult, EventAccepted, EventBatch, EventCreate
+from tropa.customers.audit import Actor
 from tropa.customers.identifiers import CustomerNotFound
 from tropa.customers.orders import OrderConflict
 from tropa.dsl.plan import EventIn
@@ -67,8 +68,9 @@ async def post_event(body: EventCreate, events: RouterDep, intake: IntakeDep,
 
 
 @router.post(":batch", status_code=202, response_model=BatchResult)
-async def post_events(body: EventBatch, events: RouterDep) -> BatchResult:
-    """Up to 1,000 events; each is accepted, a duplicate, or rejected with the reason."""
+async def post_events(body: EventBatch, events: RouterDep, actor: ActorDep) -> BatchResult:
+    """Up to 1,000 events; each is accepted, a duplicate, or rejected with the reason. An
+    `order.placed` whose data holds `order_id` and `total` also records the order."""
     items: list[BatchItem | None] = [None] * len(body.events)
     valid: list[tuple[int, EventIn]] = []
     for index, raw in enumerate(body.events):
@@ -83,6 +85,7 @@ async def post_events(body: EventBatch, events: RouterDep) -> BatchResult:
                                      errors=errors)
             continue
         valid.append((index, EventIn(**event.model_dump())))
+    valid = [(i, e) for i, e in valid if await _order_recorded(events, i, e, actor, items)]
     outcomes = await ingest_many(events, [e for _, e in valid])
     for (index, stored), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, Failed):
@@ -95,3 +98,21 @@ async def post_events(body: EventBatch, events: RouterDep) -> BatchResult:
     done = [i for i in items if i is not None]
     return BatchResult(items=done, **{s: sum(i.status == s for i in done)
                                       for s in ("accepted", "duplicate", "rejected")})
+
+
+async def _order_recorded(events: EventRouter, index: int, event: EventIn, actor: Actor,
+                          items: list[BatchItem | None]) -> bool:
+    """Record the order an `order.placed` of a batch carries; False (and the item rejected)
+    when it cannot be."""
+    try:
+        await record_event_order(events, event, actor)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(), ["body", "events", index, "data"])
+        reason = f"{errors[0].path}: {errors[0].message}"
+    except (CustomerNotFound, OrderConflict) as exc:
+        reason, errors = str(exc), []
+    else:
+        return True
+    items[index] = BatchItem(index=index, event_id=event.event_id, status="rejected",
+                             reason=reason, errors=errors)
+    return False
