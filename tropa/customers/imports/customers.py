@@ -29,7 +29,8 @@ from tropa.store.models import Customer
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 CARDS = Card.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-COLUMNS = [c.name for c in CUSTOMERS.columns]
+# `version` is the customer's ETag counter: new rows take its default, updates bump it.
+COLUMNS = [c.name for c in CUSTOMERS.columns if c.name != "version"]
 JSON_COLUMNS = ("consents", "tags", "attributes")
 COMPARED = [c for c in COLUMNS if c not in ("id", "created_at", "updated_at")]
 DEFAULTS: dict[str, Any] = {"external_id": None, "first_name": None, "last_name": None,
@@ -243,9 +244,10 @@ class CustomerImport:
             if not rows:
                 return
             conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS import_stage "
-                                 "(LIKE customers) ON COMMIT DELETE ROWS"))
+                                 "(LIKE customers INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
             _copy(conn, "import_stage", COLUMNS, rows)
-            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
+            sets = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in update),
+                              "version = customers.version + 1"])
             cols = ", ".join(COLUMNS)
             conn.execute(sa.text(f"INSERT INTO customers ({cols}) SELECT {cols} FROM "
                                  f"import_stage ON CONFLICT (id) DO UPDATE SET {sets}"))
@@ -266,8 +268,9 @@ def _sqlite_upsert(update: tuple[str, ...]) -> Any:
     from sqlalchemy.dialects.sqlite import insert
 
     stmt = insert(CUSTOMERS)
-    return stmt.on_conflict_do_update(index_elements=["id"],
-                                      set_={c: stmt.excluded[c] for c in update})
+    return stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={**{c: stmt.excluded[c] for c in update}, "version": CUSTOMERS.c.version + 1})
 
 
 def _key(kind: str, value: str) -> tuple[str, str]:
