@@ -174,3 +174,21 @@ async def test_a_run_that_fails_says_which_step_and_why(harness: Harness) -> Non
     assert (last.step_id, last.outcome) == ("2-update_customer", "failed")
     assert "did not finish in time" in last.detail
     assert "2-update_customer" in str(failed.value.cause)
+
+
+async def test_an_oversize_whatsapp_template_parameter_is_cancelled(
+        harness: Harness, sandbox: SandboxServer) -> None:
+    harness.publish("""
+journey: wa-big
+settings: {category: service}
+trigger: {event: cart}
+steps:
+  - send: {channel: whatsapp, template: cart_last_call, template_params: ["{{ event.data.p }}"]}
+""")
+    add_customer(harness.engine, "c-1")
+    await harness.fire("cart", "c-1", {"p": "y" * 5000})
+
+    status = await _finish(harness, "journey/wa-big/c-1")
+
+    assert (status.steps[0].outcome, status.steps[0].detail) == ("cancelled", "param_too_long")
+    assert sandbox.box.calls == []
