@@ -96,10 +96,11 @@ def _api(_args: argparse.Namespace) -> int:
 def _sandbox(_args: argparse.Namespace) -> int:
     import uvicorn
 
-    from tropa.sandbox.app import create_sandbox_app
+    from tropa.sandbox.app import Sandbox, create_sandbox_app
 
     settings = get_settings()
-    uvicorn.run(create_sandbox_app(), host=settings.sandbox.host, port=settings.sandbox.port)
+    box = Sandbox(store=settings.data_dir / "sandbox-messages.jsonl")
+    uvicorn.run(create_sandbox_app(box), host=settings.sandbox.host, port=settings.sandbox.port)
     return 0
 
 
