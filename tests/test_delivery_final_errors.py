@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -20,7 +21,9 @@ from tests.support.delivery import delivering, messages
 from tests.support.harness import Harness
 from tests.support.journeys import add_customer
 from tests.support.servers import serve
+from tropa.channels.base import raise_for_provider
 from tropa.delivery import limits
+from tropa.errors import ProviderError
 from tropa.settings import Settings
 
 MAIL = """
@@ -192,3 +195,14 @@ steps:
 
     assert (status.steps[0].outcome, status.steps[0].detail) == ("cancelled", "param_too_long")
     assert sandbox.box.calls == []
+
+
+@pytest.mark.parametrize(("status", "final"), [
+    (503, False), (500, False), (429, False), (401, False), (402, False), (403, False),
+    (404, False), (409, False), (400, True), (422, True), (413, True), (415, True),
+    (410, True)])
+def test_only_transient_provider_answers_are_retried(status: int, final: bool) -> None:
+    answer = httpx.Response(status, json={"error": {"code": f"c{status}", "message": "m"}})
+    with pytest.raises(ProviderError) as raised:
+        raise_for_provider(answer)
+    assert raised.value.final is final
