@@ -206,3 +206,22 @@ def test_only_transient_provider_answers_are_retried(status: int, final: bool) -
     with pytest.raises(ProviderError) as raised:
         raise_for_provider(answer)
     assert raised.value.final is final
+
+
+async def test_a_message_that_cannot_be_prepared_within_the_hour_fails_its_step(
+        harness: Harness, sandbox: SandboxServer) -> None:
+    harness.publish(mail("nodb"))
+    add_customer(harness.engine, "c-1")
+    with harness.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE messages RENAME TO messages_gone"))
+    try:
+        await harness.fire("mail.nodb", "c-1")
+        status = await _finish(harness, "journey/mail-nodb/c-1")
+    finally:
+        with harness.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE messages_gone RENAME TO messages"))
+
+    assert status.state == "completed"
+    assert status.steps[0].outcome == "failed"
+    assert status.steps[0].detail.startswith("prepare did not finish within 1:00:00")
+    assert sandbox.box.calls == []
