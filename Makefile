@@ -30,8 +30,8 @@ test: $(TEST_PLUGIN)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/pip install --quiet ruff mypy
 	$(BIN)/ruff check tropa tests benchmarks
+	$(BIN)/mypy tropa
 
 clean:
 	rm -rf $(VENV) .tropa-data

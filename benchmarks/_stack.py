@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from tropa.dev_secrets import SECRETS
 from tropa.worker.devserver import start_dev_server
 
 TROPA = str(Path(sys.executable).parent / "tropa")
@@ -107,6 +109,8 @@ def tropa_processes(workdir: Path, temporal: str, task_queue: str) -> Iterator[S
         "TROPA_API_PORT": str(api_port),
         # One INFO line per event would measure the terminal, not the engine.
         "TROPA_LOG_LEVEL": "WARNING",
+        # Production processes refuse the development secrets; both share these.
+        **{secret.env: secrets.token_urlsafe(32) for secret in SECRETS},
     }
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -80,13 +80,22 @@ def postgres_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Every table, children before their parents, emptied before each test that asks for a database.
+CHILD_TABLES_FIRST = (
+    "coupon_redemptions", "coupons", "coupon_series", "loyalty_entries", "loyalty_buckets",
+    "loyalty_operations", "loyalty_accounts", "early_receipts", "consent_changes",
+    "segment_moves", "customer_segments", "segment_snapshots", "rf_configs", "sweep_marks",
+    "messages", "side_effects", "events", "journey_versions", "journeys", "audit_log",
+    "import_jobs", "order_status_changes", "orders", "purchase_stats", "cards",
+    "customer_aliases", "tags", "customers", "api_keys", "active_runs",
+)
+
+
 def _fresh_engine(url: str) -> sa.Engine:
     migrate(url)
     engine = make_engine(url)
     with engine.begin() as conn:
-        for table in ("early_receipts", "messages", "side_effects", "events",
-                      "journey_versions", "journeys",
-                      "customers", "api_keys", "active_runs"):
+        for table in CHILD_TABLES_FIRST:
             conn.execute(sa.text(f"DELETE FROM {table}"))
     return engine
 

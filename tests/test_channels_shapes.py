@@ -4,41 +4,23 @@ FCM push, voice, flash call."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from email import message_from_bytes, policy
-from email.message import Message as MimeMessage
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import SandboxServer
 from tests.support.delivery import delivering
 from tests.support.harness import Harness
 from tests.support.journeys import add_customer
-from tests.support.servers import free_port
+from tests.support.smtp import Inbox, smtp_server
 from tropa.settings import Settings
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every mail it is given."""
-
-    def __init__(self) -> None:
-        self.mails: list[tuple[list[str], MimeMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -84,7 +66,8 @@ journey: wa
 trigger: {event: cart}
 settings: {category: service}
 steps:
-  - send: {channel: whatsapp, template: cart_last_call, template_params: ["{{ customer.first_name }}"]}
+  - send: {channel: whatsapp, template: cart_last_call,
+           template_params: ["{{ customer.first_name }}"]}
   - send: {channel: whatsapp, text: "Hi"}
 """)
     add_customer(harness.engine, "c-1")

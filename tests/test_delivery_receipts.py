@@ -63,7 +63,8 @@ async def test_delivered_receipt_reaches_the_run(harness: Harness, sandbox: Sand
 
     assert (status.steps[0].outcome, status.steps[0].detail) == ("delivered", "delivered via sms")
     sent = sandbox.sent("sms")
-    assert len(sent) == 1 and sent[0]["callback"].split("?")[0].endswith("/v1/providers/vonage/receipts")
+    assert len(sent) == 1
+    assert sent[0]["callback"].split("?")[0].endswith("/v1/providers/vonage/receipts")
     assert messages(harness.engine)[0].status == "delivered"
 
 
@@ -106,7 +107,8 @@ async def test_no_receipt_within_deliver_within_falls_back(harness: Harness,
     assert waited.total_seconds() >= 3600
 
 
-async def test_unsigned_or_unknown_receipts_are_refused(harness: Harness, settings: Settings,
+@pytest.mark.usefixtures("harness")
+async def test_unsigned_or_unknown_receipts_are_refused(settings: Settings,
                                                         sandbox: SandboxServer) -> None:
     url = f"{settings.delivery.receipts_base_url}/v1/providers/vonage/receipts"
     async with httpx.AsyncClient() as client:
@@ -118,18 +120,19 @@ async def test_unsigned_or_unknown_receipts_are_refused(harness: Harness, settin
     assert unknown.status_code == 404
 
 
+@pytest.mark.usefixtures("harness")
 async def test_receipts_posted_to_the_callback_url_are_taken_without_a_signature(
-        harness: Harness, settings: Settings) -> None:
+        settings: Settings) -> None:
     # Vonage posts receipts unsigned, to the callback URL Tropa handed it with the message.
     secret = settings.delivery.receipts_secret.get_secret_value()
     url = f"{settings.delivery.receipts_base_url}/v1/providers/vonage/receipts"
     body = {"messageId": "nope", "status": "delivered"}
     async with httpx.AsyncClient() as client:
-        with_token = await client.post(url, params={"token": callback_token(secret, "vonage")},
-                                       json=body)
+        with_token = await client.post(
+            url, params={"m": 1, "token": callback_token(secret, "vonage", 1)}, json=body)
         other_provider = await client.post(
-            url, params={"token": callback_token(secret, "whatsapp")}, json=body)
-        forged = await client.post(url, params={"token": "0" * 32}, json=body)
+            url, params={"m": 1, "token": callback_token(secret, "whatsapp", 1)}, json=body)
+        forged = await client.post(url, params={"m": 1, "token": "0" * 32}, json=body)
     assert with_token.status_code == 404  # authenticated; the message id is simply unknown
     assert other_provider.status_code == 401
     assert forged.status_code == 401

@@ -1,4 +1,4 @@
-"""Exactly once under SIGKILL: a worker process killed mid-send, started again, on the dev server."""
+"""Exactly once under SIGKILL: a worker process killed mid-send and started again (dev server)."""
 
 from __future__ import annotations
 

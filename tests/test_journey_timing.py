@@ -25,7 +25,8 @@ trigger: {event: cart.updated, key: "{{ event.data.cart_id }}"}
 exit_on: [order.placed]
 steps:
   - wait: 1h
-  - send: {channel: email, subject: "Your cart", text: "{{ customer.first_name }}, {{ event.data.cart_url }}"}
+  - send: {channel: email, subject: "Your cart",
+           text: "{{ customer.first_name }}, {{ event.data.cart_url }}"}
   - wait: 3h
   - branch:
       if: customer.phone_verified
@@ -68,8 +69,8 @@ async def test_cart_chain_sends_each_message_once_in_order(harness: Harness,
         assert session.get(Customer, "c-1").tags == ["cart-abandoner"]  # type: ignore[union-attr]
 
 
-async def test_exit_event_stops_the_run_mid_wait(harness: Harness, time_skipping: WorkflowEnvironment,
-                                                 sandbox: SandboxServer) -> None:
+async def test_exit_event_stops_the_run_mid_wait(
+        harness: Harness, time_skipping: WorkflowEnvironment, sandbox: SandboxServer) -> None:
     harness.publish(CART)
     add_customer(harness.engine, "c-2", phone_verified=False)
     await harness.fire("cart.updated", "c-2", {"cart_id": "k1", "cart_url": "u"})
@@ -96,7 +97,9 @@ steps:
       timeout: 3d
       on_timeout:
         - send: {channel: sms, text: "How was your order?"}
-  - send: {channel: sms, text: "{{ 'Thanks for the review' if steps.wait_for.received else 'No review' }}"}
+  - send:
+      channel: sms
+      text: "{{ 'Thanks for the review' if steps.wait_for.received else 'No review' }}"
 """
 
 
@@ -113,8 +116,8 @@ async def test_wait_for_times_out_and_runs_on_timeout(harness: Harness,
     assert status.steps[1].finished_at - status.steps[0].started_at >= timedelta(days=3)
 
 
-async def test_wait_for_matching_event_skips_timeout(harness: Harness, time_skipping: WorkflowEnvironment,
-                                                     sandbox: SandboxServer) -> None:
+async def test_wait_for_matching_event_skips_timeout(
+        harness: Harness, time_skipping: WorkflowEnvironment, sandbox: SandboxServer) -> None:
     harness.publish(WAIT_FOR)
     add_customer(harness.engine, "c-4")
     await harness.fire("order.delivered", "c-4")
@@ -230,7 +233,8 @@ async def test_re_entry_rules(harness: Harness, time_skipping: WorkflowEnvironme
     for rule in ("ignore", "once", "restart"):
         assert (await harness.fire(f"go-{rule}", "c-8")).started == [f"journey/re-{rule}/c-8"]
     await time_skipping.sleep(timedelta(hours=1))
-    again = {rule: await harness.fire(f"go-{rule}", "c-8") for rule in ("ignore", "once", "restart")}
+    rules = ("ignore", "once", "restart")
+    again = {rule: await harness.fire(f"go-{rule}", "c-8") for rule in rules}
     assert again["ignore"].started == [] and "a run exists" in again["ignore"].skipped[0]["reason"]
     assert again["once"].started == []
     assert again["restart"].started == ["journey/re-restart/c-8"]
@@ -281,8 +285,9 @@ async def test_exit_event_during_a_send_stops_before_the_next_step(
     assert [m["text"] for m in sandbox.sent()] == ["first"]
 
 
+@pytest.mark.usefixtures("sandbox")
 async def test_repeating_a_restart_trigger_event_does_not_restart_its_run(
-        harness: Harness, sandbox: SandboxServer) -> None:
+        harness: Harness) -> None:
     harness.publish(CART)
     add_customer(harness.engine, "c-10")
     data = {"cart_id": "k5", "cart_url": "u"}

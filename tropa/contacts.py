@@ -26,4 +26,9 @@ def normalise_email(raw: str) -> str:
     try:
         return validate_email(raw, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ContactInvalid(str(exc)) from exc
+        # The library may quote parts of the address; the text reaches run histories.
+        text = str(exc)
+        for part in sorted({raw, *raw.split("@")}, key=len, reverse=True):
+            if len(part) >= 3:
+                text = text.replace(part, "…")
+        raise ContactInvalid(text) from None

@@ -88,9 +88,40 @@ class ProviderUnavailable(ProviderError):
         super().__init__(message, final=False, reason=reason)
 
 
+class SettingsUnsafe(TropaError):
+    """A production process (`tropa api`, `tropa worker`) was given development secrets;
+    the message names each setting and how to fix it."""
+
+
 class ProviderAnswerInvalid(ProviderError):
     """The provider answered in a way Tropa cannot use (a 200 without a message id): final,
     since asking again would get the same answer or send the message twice."""
 
     def __init__(self, message: str, *, reason: str = "no_message_id") -> None:
         super().__init__(message, final=True, reason=reason)
+
+
+class LoyaltyError(TropaError):
+    """A loyalty operation cannot be done as asked; the message says why and what to do."""
+
+
+class LoyaltyNotFound(LoyaltyError):
+    """A customer, operation, coupon series or code the ledger does not know."""
+
+
+class Overdraw(LoyaltyError):
+    """A write-off asks for more than the active balance; nothing was taken."""
+
+    def __init__(self, requested: int, available: int) -> None:
+        self.requested = requested
+        self.available = available
+        super().__init__(f"cannot write off {requested}: only {available} is available; "
+                         "write off at most the available balance")
+
+
+class LoyaltyRefused(LoyaltyError):
+    """A rule refused the operation (the welcome limit per phone, a spent coupon)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)

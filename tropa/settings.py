@@ -67,7 +67,8 @@ class ApiSettings(BaseSettings):
 class ProviderSettings(BaseSettings):
     """Channel providers: URLs, credentials and sender names. Secrets never reach logs.
 
-    An empty URL points the channel at the sandbox server.
+    A channel whose URL is empty is not configured (its sends end with the reason
+    `channel_not_configured`), except in `tropa dev`, which points it at the sandbox.
     """
 
     model_config = SettingsConfigDict(env_prefix="TROPA_PROVIDER_")
@@ -125,6 +126,10 @@ class ProviderSettings(BaseSettings):
     webhook_secret: SecretStr = Field(default=SecretStr("dev-webhook-secret"),
                                       description="HMAC-SHA256 key signing webhook steps")
     timeout_seconds: float = Field(default=10.0, description="HTTP timeout of one provider call")
+    use_sandbox: bool = Field(
+        default=False, description="Send channels whose URL is empty to the sandbox server "
+        "(`tropa dev` turns this on); off, such a channel is not configured and its sends "
+        "are cancelled with the reason channel_not_configured")
 
 
 class DeliverySettings(BaseSettings):
@@ -162,6 +167,23 @@ class DeliverySettings(BaseSettings):
     max_rounds: int = Field(default=5, description="Attempts after undelivered receipts")
 
 
+class WebhookSettings(BaseSettings):
+    """Where `webhook` steps may call: public addresses only, unless allowed here."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_WEBHOOK_")
+
+    allow_private: bool = Field(
+        default=False,
+        description="Let webhooks call loopback, private, link-local and reserved addresses "
+        "(never the cloud metadata addresses); for a receiver inside your own network, "
+        "prefer naming it in `allowed_hosts`")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Hosts webhooks may call although they resolve to internal addresses, '
+        'as JSON: ["crm.internal", "127.0.0.1:8025", "10.20.0.0/16"] (a name, a host:port or '
+        'an IP network)')
+
+
 class CapRule(BaseModel):
     """At most `max` messages of `category` per `window` on `channel` (`*`: each channel)."""
 
@@ -197,6 +219,27 @@ class SandboxSettings(BaseSettings):
     port: int = Field(default=8025, description="Port of the sandbox server")
 
 
+class LoyaltySettings(BaseSettings):
+    """The loyalty ledger: programme file, burn sweep, card links, the platform adapter."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_LOYALTY_")
+
+    programme_file: Path | None = Field(
+        default=None, description="YAML file of the programme (levels, welcome limit); unset "
+        "uses Basic/Silver (10,000)/Gold (50,000) and one welcome accrual per phone a year")
+    adapter: str = Field(default="embedded", description="Loyalty platform journeys use: "
+                         "`embedded` (Tropa's ledger) or an entry point of group `tropa.loyalty`")
+    expiring_notice_days: int = Field(default=7, ge=0, description="Emit `loyalty.expiring` "
+                                      "this many days before points burn (0: never)")
+    expiry_sweep_seconds: int = Field(default=3600, ge=60, description="How often the burn "
+                                      "sweep (a Temporal Schedule) runs")
+    card_link_pattern: str = Field(
+        default="http://127.0.0.1:8000/v1/loyalty/cards/{token}",
+        description="URL of a customer's wallet card; `{token}` is a signed per-customer token")
+    card_link_secret: SecretStr = Field(default=SecretStr("dev-card-link-secret"),
+                                        description="HMAC key of card link tokens")
+
+
 class Settings(BaseSettings):
     """All of Tropa's settings."""
 
@@ -213,6 +256,8 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
 
     def database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""

@@ -26,8 +26,9 @@ class Harness:
     """Publishes journeys and fires events the way the API does."""
 
     def __init__(self, env: WorkflowEnvironment, engine: sa.Engine, router: EventRouter,
-                 catalogue: JourneyCatalogue) -> None:
+                 catalogue: JourneyCatalogue, task_queue: str) -> None:
         self.env = env
+        self.task_queue = task_queue
         self.client = env.client
         self.engine = engine
         self.router = router
@@ -81,7 +82,7 @@ async def running(env: WorkflowEnvironment, engine: sa.Engine, settings: Setting
     catalogue = JourneyCatalogue(engine, max_age_seconds=0)
     router = EventRouter(engine, env.client, catalogue, task_queue)
     async with workers_running(env.client, settings, engine, task_queue=task_queue):
-        harness = Harness(env, engine, router, catalogue)
+        harness = Harness(env, engine, router, catalogue, task_queue)
         try:
             yield harness
         finally:

@@ -20,11 +20,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
+def serve(app: FastAPI, port: int | None = None, log_level: str = "warning") -> Iterator[str]:
     """Serve `app` until the block ends; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level=log_level, lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

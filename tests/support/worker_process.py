@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import SandboxServer
+from tests.support.secrets import production_secrets
 from tests.support.waiting import eventually
 from tropa.channels.base import OutgoingMessage
 from tropa.delivery.store import Delivery
@@ -34,7 +35,7 @@ def worker_env(env: WorkflowEnvironment, engine: sa.Engine, sandbox: SandboxServ
             "TROPA_DELIVERY_RETRY_MAX_INTERVAL_SECONDS": "2",
             # Runs of a killed worker resume on the next one within a second.
             "TROPA_TEMPORAL_STICKY_TIMEOUT_SECONDS": "1",
-            "TROPA_LOG_LEVEL": "WARNING", **extra}
+            "TROPA_LOG_LEVEL": "WARNING", **production_secrets(), **extra}
 
 
 def provider_keys(key: str) -> set[str]:

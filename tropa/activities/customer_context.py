@@ -1,42 +1,31 @@
-"""The `customer` a template or condition sees, built from the stored customer."""
+"""The customers domain's view, "load or fail" and zone, as activities raise them to Temporal."""
 
 from __future__ import annotations
 
-from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 from temporalio.exceptions import ApplicationError
 
+from tropa.customers import view
+from tropa.customers.identifiers import CustomerNotFound
+from tropa.customers.view import customer_view
 from tropa.store.models import Customer
+
+__all__ = ["customer_view", "customer_zone", "load_customer"]
 
 
 def load_customer(session: Session, customer_id: str) -> Customer:
     """The customer, or a non-retryable error naming the missing id."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise ApplicationError(
-            f"customer {customer_id!r} does not exist; create it with PUT /v1/customers/{{id}}",
-            type="CustomerNotFound",
-            non_retryable=True,
-        )
-    return customer
+    try:
+        return view.load_or_fail(session, customer_id)
+    except CustomerNotFound as exc:
+        raise ApplicationError(str(exc), type="CustomerNotFound", non_retryable=True) from exc
 
 
-def customer_view(customer: Customer) -> dict[str, Any]:
-    """Fields templates may use; stays inside activities, never in workflow history."""
-    return {
-        "id": customer.id,
-        "external_id": customer.external_id,
-        "first_name": customer.first_name or "",
-        "last_name": customer.last_name or "",
-        "phone": customer.phone,
-        "phone_verified": customer.phone_verified,
-        "email": customer.email,
-        "email_verified": customer.email_verified,
-        "time_zone": customer.time_zone,
-        "locale": customer.locale,
-        "birthday": customer.birthday,
-        "tags": list(customer.tags),
-        "attributes": dict(customer.attributes),
-        "consents": dict(customer.consents),
-    }
+def customer_zone(name: str) -> ZoneInfo:
+    """The customer's IANA zone; a bad name is a data error, not a transient one."""
+    try:
+        return view.customer_zone(name)
+    except view.BadTimeZone as exc:
+        raise ApplicationError(str(exc), type="BadTimeZone", non_retryable=True) from exc

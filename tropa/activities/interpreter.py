@@ -5,25 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from tropa.activities.customer_context import customer_view, load_customer
+from tropa.activities.customer_context import customer_view, customer_zone, load_customer
 from tropa.dsl.expressions import ExpressionError, evaluate
 from tropa.store.db import session_scope
 from tropa.workflows.inputs import EvaluateInput, NextLocalTimeInput
-
-
-def customer_zone(name: str) -> ZoneInfo:
-    """The customer's IANA zone; a bad name is a data error, not a transient one."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ApplicationError(f"unknown time zone {name!r}; use an IANA name like "
-                               "Europe/Moscow", type="BadTimeZone", non_retryable=True) from exc
 
 
 def next_local(after: datetime, at: str, zone: ZoneInfo) -> datetime:

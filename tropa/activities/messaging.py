@@ -123,7 +123,7 @@ class SendService:
         # A receipt may have come before this commit (the provider is fast, or the worker
         # that made the call died before committing and the repeat got the same id, for
         # which the provider posts no new receipt): the run gets it here.
-        early = settle_early(self._engine, provider_message_id)
+        early = settle_early(self._engine, provider_message_id, provider)
         return StepResult(outcome="accepted", data=m.Delivered(
             provider_message_id=provider_message_id, provider=provider,
             receipt_state=early.state if early else None,
@@ -146,7 +146,7 @@ class SendService:
             row.status, row.reason = status, reason
             row.attempts += 1
             if provider_message_id:
-                row.provider_message_id = provider_message_id
+                row.provider_message_id, row.provider = provider_message_id, provider
             note(row, status, f"{detail} (attempt {attempt})", now)
             session.add(row)
             delivery = session.get(Delivery, provider_key)

@@ -7,8 +7,21 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from tropa.api import errors
+from tropa.api.access_log import hide_query_strings
 from tropa.api.limits import BodyLimit
-from tropa.api.routes import customers, events, journeys, receipts, runs
+from tropa.api.routes import (
+    cards,
+    customers,
+    events,
+    imports,
+    journeys,
+    loyalty,
+    orders,
+    receipts,
+    runs,
+    segments,
+    unsubscribe,
+)
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -16,8 +29,8 @@ from tropa.settings import Settings
 DESCRIPTION = """Events, customers, journeys and runs of Tropa, the retail journey engine.
 
 Every request carries an API key in the `X-API-Key` header; scopes are `events:write`,
-`read` and `admin` (admin may do everything). Errors are JSON with a `detail`; a 422 lists
-every invalid field with its JSON path. Bodies over {limit} bytes get 413.
+`read`, `loyalty:write` and `admin` (admin may do everything). Errors are JSON with a
+`detail`; a 422 lists every invalid field with its JSON path. Bodies over {limit} bytes get 413.
 """
 
 
@@ -37,11 +50,16 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.state.event_router = EventRouter(engine, temporal, catalogue,
                                          settings.temporal.task_queue)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    hide_query_strings()
     errors.install(app)
 
-    for module in (events, customers, journeys, runs):
+    for module in (events, customers, journeys, runs, segments, loyalty):
         app.include_router(module.router)
     app.include_router(receipts.router)
+    app.include_router(cards.router)
+    app.include_router(orders.router)
+    app.include_router(imports.router)
+    app.include_router(unsubscribe.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

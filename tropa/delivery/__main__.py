@@ -7,6 +7,8 @@ import os
 import sys
 
 from tropa.delivery.workers import run_all
+from tropa.dev_secrets import refuse_unsafe_secrets
+from tropa.errors import SettingsUnsafe
 from tropa.logs import configure
 from tropa.settings import Settings
 
@@ -15,6 +17,11 @@ def main() -> None:
     """Run until SIGTERM; leave without interpreter teardown (sdk-python issue 300)."""
     settings = Settings()
     configure(settings.log_level)
+    try:
+        refuse_unsafe_secrets(settings)
+    except SettingsUnsafe as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        os._exit(2)
     asyncio.run(run_all(settings))
     sys.stdout.flush()
     sys.stderr.flush()

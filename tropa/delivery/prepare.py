@@ -6,28 +6,29 @@ a retried activity or a replayed step never renders, counts or logs a message tw
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
-from tropa.activities.customer_context import customer_view, load_customer
-from tropa.activities.interpreter import customer_zone
+from tropa.activities.customer_context import customer_view, customer_zone, load_customer
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
 from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
 from tropa.delivery import limits
-from tropa.delivery.callback import callback_token
+from tropa.delivery.callback import callback_url
 from tropa.delivery.models import Prepared
 from tropa.delivery.store import Delivery
 from tropa.dsl.expressions import ExpressionError, render
 from tropa.dsl.plan import StepCall
 from tropa.errors import MessageInvalid
+from tropa.loyalty.template_view import with_loyalty
 from tropa.policy.caps import cap_reached, lock_customer
 from tropa.policy.consent import consent_problem, unverified_problem
 from tropa.policy.quiet_hours import quiet_until
+from tropa.policy.unsubscribe import list_unsubscribe
 from tropa.settings import Settings
 from tropa.store.models import Customer, Message
 
@@ -117,7 +118,7 @@ class Preparer:
                 now: datetime) -> dict[str, Any]:
         message.recipient = self._recipient(customer, channel)
         limits.check_recipient(message.recipient)
-        context = {**call.context, "customer": customer_view(customer)}
+        context = {**call.context, "customer": self._customer(customer, now)}
         message.text = render(str(call.params.get("text") or ""), context)
         if call.params.get("subject"):
             message.subject = render(str(call.params["subject"]), context)
@@ -130,6 +131,14 @@ class Preparer:
             options = self._whatsapp(call, customer, context, now)
         self._adapters[channel].validate(self.outgoing(message, options))
         return options
+
+    def _customer(self, customer: Customer, now: datetime) -> dict[str, Any]:
+        # `customer.loyalty` and `customer.card_link` are read only if the template uses them.
+        session = object_session(customer)
+        bind = session.get_bind() if session is not None else None
+        if not isinstance(bind, sa.Engine):
+            return customer_view(customer)
+        return with_loyalty(customer_view(customer), bind, self._settings.loyalty, now)
 
     def _whatsapp(self, call: StepCall, customer: Customer, context: dict[str, Any],
                   now: datetime) -> dict[str, Any]:
@@ -167,11 +176,10 @@ class Preparer:
         adapter = self._adapters[message.channel]
         receipt_url = None
         if self._wants_receipt(message.channel):
-            base = self._settings.delivery.receipts_base_url.rstrip("/")
-            provider = getattr(adapter, "provider", "generic")
-            token = callback_token(
-                self._settings.delivery.receipts_secret.get_secret_value(), provider)
-            receipt_url = f"{base}/v1/providers/{provider}/receipts?token={token}"
+            receipt_url = callback_url(
+                self._settings.delivery.receipts_base_url,
+                self._settings.delivery.receipts_secret.get_secret_value(),
+                getattr(adapter, "provider", "generic"), message.id or 0)
         return OutgoingMessage(
             idempotency_key=key or message.idempotency_key, channel=message.channel,
             category=message.category, recipient=message.recipient, text=message.text,
@@ -179,15 +187,9 @@ class Preparer:
             options={**options, "receipt_url": receipt_url})
 
     def _unsubscribe(self, customer_id: str) -> dict[str, str]:
-        # The token names the customer by id (no personal data) and is signed, so an
-        # unsubscribe link cannot be forged for somebody else.
-        secret = self._settings.providers.unsubscribe_secret.get_secret_value().encode()
-        sig = hmac.new(secret, f"{customer_id}:email".encode(), hashlib.sha256).hexdigest()[:24]
-        token = f"{customer_id}.{sig}"
         p = self._settings.providers
-        return {"List-Unsubscribe": f"<{p.unsubscribe_url}?t={token}>, "
-                                    f"<mailto:{p.unsubscribe_mailto}?subject=unsubscribe-{token}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        return list_unsubscribe(p.unsubscribe_secret.get_secret_value(), p.unsubscribe_url,
+                                p.unsubscribe_mailto, customer_id, "email")
 
     def _wants_receipt(self, channel: str) -> bool:
         return bool(self._settings.delivery.receipts_base_url) and channel in RECEIPT_CHANNELS

@@ -30,23 +30,30 @@ def signature_ok(secret: str, raw: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, header)
 
 
-def record_receipt(engine: sa.Engine, receipt: Receipt) -> str | None:
+def record_receipt(engine: sa.Engine, provider: str, receipt: Receipt,
+                   message_id: int | None = None) -> str | None:
     """Record a receipt; the run's workflow id, or None when the message is not known.
+
+    The message is found by provider and provider message id together (ids are the
+    provider's own and repeat across providers, and across a provider's restarts); a
+    receipt that came to a message's callback URL (`message_id`) reaches that message only.
+    Of several rounds with the same id, the newest is meant.
 
     An unknown id is kept as an early receipt for the deliver phase to take when it
     commits that id (see `take_early`); looked up once more after keeping it, so a commit
     in between is not missed by both sides."""
-    found = _apply(engine, receipt)
+    found = _apply(engine, receipt, provider, message_id)
     if found is None:
         _keep_early(engine, receipt)
-        found = _apply(engine, receipt)
+        found = _apply(engine, receipt, provider, message_id)
         if found is not None:  # committed meanwhile: this receipt is no longer early
             with session_scope(engine) as session:
                 take_early(session, receipt.provider_message_id)
     return found
 
 
-def settle_early(engine: sa.Engine, provider_message_id: str) -> Receipt | None:
+def settle_early(engine: sa.Engine, provider_message_id: str,
+                 provider: str | None = None) -> Receipt | None:
     """Record the early receipt of a just committed provider id, if one came; the deliver
     phase hands it to the run, which then has no receipt to wait for."""
     with session_scope(engine) as session:
@@ -55,7 +62,7 @@ def settle_early(engine: sa.Engine, provider_message_id: str) -> Receipt | None:
             return None
         receipt = Receipt(provider_message_id=provider_message_id, state=early.state,
                           reason=early.reason or "")
-        _apply_in(session, receipt)
+        _apply_in(session, receipt, provider, None)
     return receipt
 
 
@@ -81,15 +88,23 @@ def take_early(session: Session, provider_message_id: str) -> EarlyReceipt | Non
     return early
 
 
-def _apply(engine: sa.Engine, receipt: Receipt) -> str | None:
+def _apply(engine: sa.Engine, receipt: Receipt, provider: str | None,
+           message_id: int | None) -> str | None:
     with session_scope(engine) as session:
-        return _apply_in(session, receipt)
+        return _apply_in(session, receipt, provider, message_id)
 
 
-def _apply_in(session: Session, receipt: Receipt) -> str | None:
+def _apply_in(session: Session, receipt: Receipt, provider: str | None,
+              message_id: int | None) -> str | None:
     now = utcnow()
-    delivery = session.exec(select(Delivery).where(
-        Delivery.provider_message_id == receipt.provider_message_id)).first()
+    query = select(Delivery).where(Delivery.provider_message_id == receipt.provider_message_id)
+    if provider is not None:
+        query = query.where(Delivery.provider == provider)
+    if message_id is not None:
+        query = query.join(Message, col(Message.idempotency_key) == Delivery.message_key
+                           ).where(Message.id == message_id)
+    delivery = session.exec(query.order_by(col(Delivery.created_at).desc(),
+                                           col(Delivery.round).desc())).first()
     if delivery is None:
         return None
     message = session.exec(select(Message).where(

@@ -20,6 +20,9 @@ class Delivery(SQLModel, table=True):
     """
 
     __tablename__ = "deliveries"
+    # Receipts find a round by provider and provider message id together.
+    __table_args__ = (sa.Index("ix_deliveries_provider_provider_message_id", "provider",
+                               "provider_message_id"),)
 
     provider_key: str = Field(primary_key=True, max_length=420)
     message_key: str = Field(index=True, max_length=400)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import CHANNELS, build_adapters
 from tropa.settings import Settings
@@ -39,19 +40,24 @@ def channel_workers(client: Client, settings: Settings, engine: sa.Engine, *, ta
             client, task_queue=f"{task_queue}-{channel}", activities=[send],
             activity_executor=ThreadPoolExecutor(max_workers=max_concurrent),
             max_concurrent_activities=max_concurrent,
+            interceptors=[DatabaseErrorsWithoutValues()],
             max_task_queue_activities_per_second=rate if rate and rate > 0 else None))
     return workers
 
 
 async def run_all(settings: Settings) -> None:
     """The journey worker and every channel worker, until SIGTERM or SIGINT."""
+    from tropa.worker.loyalty_schedule import ensure_expiry_schedule
+    from tropa.worker.schedules import ensure_schedules
     from tropa.worker.stack import open_database
     from tropa.worker.temporal_client import connect
     from tropa.worker.worker import build_workers
 
     settings.delivery.channel_queues = True  # this process serves the channel queues
     client = await connect(settings.temporal)
+    await ensure_schedules(client, settings.temporal.task_queue)
     workers = build_workers(client, settings, open_database(settings))
+    await ensure_expiry_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -34,7 +34,8 @@ def build_plan(checked: CheckedJourney) -> Plan:
         description=spec.description,
         category=spec.settings.category,
         re_entry=spec.re_entry,
-        trigger=Trigger(event=spec.trigger.event, where=spec.trigger.where, key=spec.trigger.key),
+        trigger=Trigger(event=spec.trigger.event_type, where=spec.trigger.where,
+                        key=spec.trigger.key),
         exit_on=[ExitRule(event=e.event, where=e.where) for e in spec.exit_on],
         steps=_steps(checked.steps, ""),
     )

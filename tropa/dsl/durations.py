@@ -22,7 +22,11 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(compact))
     if seconds <= 0:
         raise ValueError(f"'{text}' is zero; a duration must be positive")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"'{text}' is too long; a duration must be under 999999999 days") \
+            from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -8,30 +8,69 @@ attributes that start with an underscore.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+
+from tropa.dsl.redact import data_failure, kind_of, scrub
 
 ROOTS = ("customer", "event", "steps", "journey")
 
 
-def _date_filter(value: Any, fmt: str = "%d.%m.%Y") -> str:
+def _customer_field(ctx: Context, name: str) -> Any:
+    customer = ctx.get("customer")
+    return customer.get(name) if isinstance(customer, dict) else None
+
+
+# Error texts name the filter and the kind of value, never the value: they reach workflow
+# history and logs, and the value may be a customer's phone or email.
+@pass_context
+def _date_filter(ctx: Context, value: Any, fmt: str = "%d.%m.%Y") -> str:
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ExpressionError("`date` needs a date or an ISO timestamp, got a text "
+                                  "that is not one") from None
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        # A moment is shown on the customer's own calendar: a burn at 21:00 UTC is the next
+        # day in Vladivostok.
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            value = value.astimezone(ZoneInfo(str(_customer_field(ctx, "time_zone") or "UTC")))
     if isinstance(value, datetime | date):
         return value.strftime(fmt)
-    raise ExpressionError(f"`date` needs a date or an ISO timestamp, got {value!r}")
+    raise ExpressionError(f"`date` needs a date or an ISO timestamp, got {kind_of(value)}")
+
+
+# Digit group separators by language; others group with a no-break space as Russian does.
+_GROUPS = {"en": ",", "de": ".", "es": ".", "it": ".", "pt": ".", "tr": ".", "nl": "."}
+
+
+@pass_context
+def _points_filter(ctx: Context, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ExpressionError(f"`points` needs a whole number, got {kind_of(value)}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ExpressionError("`points` needs a whole number, got a text that is not "
+                              "one") from None
+    language = str(_customer_field(ctx, "locale") or "ru").split("-")[0].split("_")[0].lower()
+    return f"{number:,}".replace(",", _GROUPS.get(language, "\u00a0"))
 
 
 def _money_filter(value: Any, currency: str = "") -> str:
     try:
         amount = Decimal(str(value)).quantize(Decimal("0.01"))
-    except ArithmeticError as exc:
-        raise ExpressionError(f"`money` needs a number, got {value!r}") from exc
+    except ArithmeticError:
+        raise ExpressionError(f"`money` needs a number, got {kind_of(value)}") from None
     text = f"{amount:,.2f}".replace(",", " ")
     return f"{text} {currency}".strip()
 
@@ -40,6 +79,7 @@ def _environment() -> SandboxedEnvironment:
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters["date"] = _date_filter
     env.filters["money"] = _money_filter
+    env.filters["points"] = _points_filter
     return env
 
 
@@ -94,17 +134,20 @@ def render(source: str, context: dict[str, Any]) -> str:
     try:
         return ENV.from_string(source).render(**context)
     except UndefinedError as exc:
-        raise ExpressionError(f"template uses a value this customer lacks: {exc.message}") from exc
+        raise ExpressionError("template uses a value this customer lacks: "
+                              f"{scrub(exc.message or '', source)}") from None
     except SecurityError as exc:
-        raise ExpressionError(f"template refused by the sandbox: {exc}") from exc
+        raise ExpressionError(f"template refused by the sandbox: {scrub(str(exc), source)}"
+                              ) from None
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"template does not parse: {exc.message}") from exc
     except ExpressionError:
         raise
     except Exception as exc:
         # Data the template did not expect (a text where a number belongs, say): retrying
-        # cannot help, so it is a content error like the others.
-        raise ExpressionError(f"template failed on this data: {type(exc).__name__}: {exc}") from exc
+        # cannot help, so it is a content error like the others. Not chained (`from None`):
+        # the cause's text would quote the value into history.
+        raise ExpressionError(data_failure("template", exc)) from None
 
 
 def evaluate(condition: str, context: dict[str, Any]) -> bool:
@@ -117,9 +160,10 @@ def evaluate(condition: str, context: dict[str, Any]) -> bool:
     except UndefinedError:
         return False
     except SecurityError as exc:
-        raise ExpressionError(f"condition refused by the sandbox: {exc}") from exc
+        raise ExpressionError(f"condition refused by the sandbox: {scrub(str(exc), condition)}"
+                              ) from None
     except ExpressionError:
         raise
     except Exception as exc:
-        raise ExpressionError(
-            f"condition failed on this data: {type(exc).__name__}: {exc}") from exc
+        # A condition is compiled inside a wrapper template: its line numbers mean nothing.
+        raise ExpressionError(data_failure("condition", exc, lines=False)) from None

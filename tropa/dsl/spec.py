@@ -16,10 +16,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SegmentTriggerSpec(_Strict):
+    """`trigger: {segment: {enter: at_risk}}` — a run starts when a customer enters (or
+    exits) an RF segment; sugar over the `segment.entered` / `segment.exited` events."""
+
+    enter: str | None = Field(default=None, description="Segment whose entry starts a run",
+                              examples=["at_risk"])
+    exit: str | None = Field(default=None, description="Segment whose exit starts a run",
+                             examples=["loyal"])
+
+    @model_validator(mode="after")
+    def _one(self) -> SegmentTriggerSpec:
+        from tropa.segments.config import SEGMENTS
+
+        given = [v for v in (self.enter, self.exit) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of `enter:` and `exit:`, e.g. "
+                             "`segment: {enter: at_risk}`")
+        if given[0] not in SEGMENTS:
+            raise ValueError(f"`{given[0]}` is not a segment; the segments are "
+                             f"{', '.join(SEGMENTS)}")
+        return self
+
+
 class TriggerSpec(_Strict):
     """`trigger:` — the event that starts a run."""
 
-    event: str = Field(description="Event type that starts a run", examples=["cart.updated"])
+    event: str | None = Field(default=None, description="Event type that starts a run",
+                              examples=["cart.updated"])
+    segment: SegmentTriggerSpec | None = Field(
+        default=None, description="Start when a customer enters or exits an RF segment")
     where: str | None = Field(
         default=None, description="Condition on the event and customer",
         json_schema_extra={"x-condition": True},
@@ -33,6 +59,27 @@ class TriggerSpec(_Strict):
     re_entry: ReEntry | None = Field(
         default=None, description="What a new trigger does while a run is in flight"
     )
+
+    @model_validator(mode="after")
+    def _source(self) -> TriggerSpec:
+        if self.segment is not None:
+            if self.event is not None:
+                raise ValueError("give `event:` or `segment:`, not both")
+            entering = self.segment.enter is not None
+            name = self.segment.enter if entering else self.segment.exit
+            self.event = "segment.entered" if entering else "segment.exited"
+            condition = f"event.data.segment == '{name}'"
+            self.where = f"({condition}) and ({self.where})" if self.where else condition
+        elif self.event is None:
+            raise ValueError("a trigger needs `event:` (an event type, e.g. `cart.updated`) "
+                             "or `segment:` (e.g. `segment: {enter: at_risk}`)")
+        return self
+
+    @property
+    def event_type(self) -> str:
+        """The event type that starts a run (the validator always sets it)."""
+        assert self.event is not None
+        return self.event
 
 
 class ExitSpec(_Strict):

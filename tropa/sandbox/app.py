@@ -29,6 +29,19 @@ class ReceiptOrder(BaseModel):
     url: str | None = None
 
 
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """A message as the open listing shows it: without the credentials it carries (the
+    callback URL's receipt token, the unsubscribe token of List-Unsubscribe)."""
+    shown = dict(record)
+    if shown.get("callback"):
+        shown["callback"] = str(shown["callback"]).split("?", 1)[0]
+    headers = shown.get("headers")
+    if isinstance(headers, dict) and "List-Unsubscribe" in headers:
+        shown["headers"] = {**headers, "List-Unsubscribe": "(hidden: it holds the "
+                            "customer's unsubscribe token)"}
+    return shown
+
+
 def create_sandbox_app(sandbox: Sandbox | None = None) -> FastAPI:
     """The sandbox server's app; the Sandbox object can be shared with tests."""
     box = sandbox or Sandbox()
@@ -39,7 +52,7 @@ def create_sandbox_app(sandbox: Sandbox | None = None) -> FastAPI:
     def list_messages(channel: str | None = None, to: str | None = None) -> list[dict[str, Any]]:
         """What would have been sent, oldest first (each message once)."""
         with box.lock:
-            return [m for m in box.messages
+            return [_shown(m) for m in box.messages
                     if (channel is None or m["channel"] == channel)
                     and (to is None or m["to"] == to)]
 

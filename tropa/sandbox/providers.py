@@ -115,7 +115,7 @@ def provider_router(box: Sandbox) -> APIRouter:
         return _generic(box.accept("email", idempotency_key, body.model_dump(by_alias=True)))
 
     @r.post("/bot{token}/sendMessage", tags=["telegram"])
-    def telegram(token: str, body: dict[str, Any], idempotency_key: Key = None) -> JSONResponse:
+    def telegram(body: dict[str, Any], idempotency_key: Key = None) -> JSONResponse:
         """Telegram Bot API sendMessage."""
         verdict = box.accept("telegram", idempotency_key,
                              {"to": str(body.get("chat_id")), "text": body.get("text", "")})
@@ -167,8 +167,8 @@ def provider_router(box: Sandbox) -> APIRouter:
                                                                 "text": ""}))
 
     @r.post("/{version}/{phone_number_id}/messages", tags=["whatsapp"])
-    def whatsapp(version: str, phone_number_id: str, body: dict[str, Any],
-                 authorization: Auth = None, idempotency_key: Key = None) -> JSONResponse:
+    def whatsapp(body: dict[str, Any], authorization: Auth = None,
+                 idempotency_key: Key = None) -> JSONResponse:
         """WhatsApp Cloud API messages."""
         _check_token(authorization)
         to = str(body.get("to", ""))

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from tropa.store.models import ApiKey
 
-SCOPES = ("events:write", "read", "admin")
+SCOPES = ("events:write", "read", "loyalty:write", "admin")
 
 
 def hash_key(plain: str) -> str:

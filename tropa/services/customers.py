@@ -11,13 +11,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from tropa.clock import utcnow
-from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
+from tropa.customers.attributes import AttributeInvalid, clean_attributes, render_path
+from tropa.customers.identifiers import CustomerNotFound as CustomerNotFound
+from tropa.customers.identifiers import (
+    IdentifierInvalid,
+    IdentifierTaken,
+    check_unique,
+    clean_identifiers,
+)
 from tropa.store.db import session_scope
 from tropa.store.models import Customer
-
-
-class CustomerNotFound(LookupError):
-    """No customer with that id; the message names it."""
 
 
 class ContactRejected(ValueError):
@@ -28,19 +31,20 @@ class ContactRejected(ValueError):
         self.field = field
 
 
-class ExternalIdTaken(ValueError):
-    """Another customer already has this external id."""
+# Any identifier (external id, phone, email) taken by another customer: a 409.
+ExternalIdTaken = IdentifierTaken
 
 
 def normalise_contacts(data: dict[str, Any]) -> dict[str, Any]:
     """Phones to E.164 and emails normalised, in place; raises ContactRejected."""
-    for name, fn in (("phone", normalise_phone), ("email", normalise_email)):
-        if data.get(name):
-            try:
-                data[name] = fn(data[name])
-            except ContactInvalid as exc:
-                raise ContactRejected(name, str(exc)) from exc
-    return data
+    try:
+        if data.get("attributes"):
+            data["attributes"] = clean_attributes(data["attributes"])
+        return clean_identifiers(data)
+    except IdentifierInvalid as exc:
+        raise ContactRejected(exc.field, str(exc)) from exc
+    except AttributeInvalid as exc:
+        raise ContactRejected(render_path(exc.loc), exc.message) from exc
 
 
 def get(session: Session, *, customer_id: str) -> Customer:
@@ -52,30 +56,23 @@ def get(session: Session, *, customer_id: str) -> Customer:
     return customer
 
 
-def _check_external_id(session: Session, customer_id: str, external_id: str | None) -> None:
-    if not external_id:
-        return
-    other = session.exec(select(Customer.id).where(Customer.external_id == external_id,
-                                                   Customer.id != customer_id)).first()
-    if other is not None:
-        raise ExternalIdTaken(f"external_id {external_id!r} already belongs to customer "
-                              f"{other!r}")
+def _check_identifiers(session: Session, customer_id: str, data: dict[str, Any]) -> None:
+    check_unique(session, customer_id, data)
 
 
-def _flush(session: Session, external_id: str | None) -> None:
-    # The unique index settles a race the check above cannot see.
+def _flush(session: Session, _external_id: str | None = None) -> None:
+    # The unique indexes settle a race the check above cannot see.
     try:
         session.flush()
     except IntegrityError as exc:
         session.rollback()
-        raise ExternalIdTaken(f"external_id {external_id!r} already belongs to another "
-                              "customer") from exc
+        raise IdentifierTaken("an identifier (external_id, phone or email)", None) from exc
 
 
 def upsert(session: Session, *, customer_id: str, data: dict[str, Any]) -> tuple[Customer, bool]:
     """Create or replace a customer; returns it and whether it is new."""
     data = normalise_contacts(dict(data))
-    _check_external_id(session, customer_id, data.get("external_id"))
+    _check_identifiers(session, customer_id, data)
     customer = session.get(Customer, customer_id)
     created = customer is None
     if customer is None:
@@ -93,8 +90,7 @@ def update(session: Session, *, customer_id: str, changes: dict[str, Any]) -> Cu
     """Change only the given fields."""
     customer = get(session, customer_id=customer_id)
     changes = normalise_contacts(dict(changes))
-    if "external_id" in changes:
-        _check_external_id(session, customer_id, changes["external_id"])
+    _check_identifiers(session, customer_id, changes)
     return _save(session, customer, lambda c: [setattr(c, k, v) for k, v in changes.items()])
 
 
@@ -151,6 +147,10 @@ def change_tags(session: Session, *, customer_id: str, add: Iterable[str],
 def merge_attributes(session: Session, *, customer_id: str, values: dict[str, Any]) -> Customer:
     """Set attributes; a null value removes the attribute."""
     customer = get(session, customer_id=customer_id)
+    try:
+        values = clean_attributes(values)
+    except AttributeInvalid as exc:
+        raise ContactRejected(render_path(exc.loc), exc.message) from exc
 
     def change(c: Customer) -> None:
         merged = {**c.attributes, **values}
@@ -190,7 +190,7 @@ def bulk_upsert(engine: sa.Engine, rows: list[BulkRow]) -> dict[int, tuple[str, 
 def _bulk_one(session: Session, row: BulkRow) -> tuple[str, str | None]:
     try:
         with session.no_autoflush:
-            _check_external_id(session, row.customer_id, row.data.get("external_id"))
+            _check_identifiers(session, row.customer_id, row.data)
     except ExternalIdTaken as exc:
         return "rejected", str(exc)
     _, created = upsert(session, customer_id=row.customer_id, data=row.data)

@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from tropa.activities.customer_context import customer_view
 from tropa.clock import utcnow
+from tropa.customers.view import customer_view
 from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
 from tropa.services.events import CLAIM_TIMEOUT, EventRouter, Routed

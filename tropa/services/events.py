@@ -20,8 +20,8 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from tropa.activities.customer_context import customer_view
 from tropa.clock import utcnow
+from tropa.customers.view import customer_view
 from tropa.dsl.expressions import ExpressionError, evaluate, render
 from tropa.dsl.plan import EventIn, Plan, RunInput
 from tropa.logs import get_logger

@@ -10,6 +10,12 @@ Every call carries `X-Tropa-Timestamp: <unix seconds>`, `X-Tropa-Signature:
 sha256=<hex HMAC-SHA256 of "<timestamp>.<body bytes>">` keyed with
 `TROPA_PROVIDER_WEBHOOK_SECRET`, and `Idempotency-Key: <run>/<step>`, which is the same on
 every retry so the receiver can drop a repeated call.
+
+The scheme, host and port of `url` are written out in the journey; templates may fill only
+the path and the query, so an event cannot choose where a call goes. At send time the host
+must resolve to public addresses (see `tropa.channels.netguard` and the `TROPA_WEBHOOK_*`
+settings), and the answer of a refused call is reported by its status code only: a
+receiver's body may hold anything, personal data included.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import AnyHttpUrl, Field, TypeAdapter, ValidationError, field_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from tropa.channels.netguard import AddressPolicy, AddressRefused, guarded_client
 from tropa.clock import utcnow
 from tropa.dsl.expressions import check_template
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
@@ -47,8 +53,36 @@ _URL = TypeAdapter(AnyHttpUrl)
 log = get_logger("webhook")
 
 
+_TEMPLATE_START = re.compile(r"\{[{%#]")
+_LITERAL_HOST = ("the scheme and host of `url` must be written out; templates may fill only "
+                 "the path and the query, e.g. "
+                 "https://crm.example.com/hooks/{{ event.data.cart_id }}")
+
+
 def _is_template(value: str) -> bool:
-    return "{{" in value or "{%" in value
+    return _TEMPLATE_START.search(value) is not None
+
+
+def literal_origin(value: str) -> str | None:
+    """`scheme://host[:port]` of a URL whose templates all come after the host, else None."""
+    start = _TEMPLATE_START.search(value)
+    literal = value if start is None else value[:start.start()]
+    scheme, sep, rest = literal.partition("://")
+    end = re.search(r"[/?#]", rest)
+    if not sep or (start is not None and end is None):
+        return None
+    authority = rest if end is None else rest[:end.start()]
+    if not authority or "\\" in authority:
+        return None
+    return f"{scheme}://{authority}"
+
+
+def _same_origin(a: str, b: str) -> bool:
+    try:
+        one, two = httpx.URL(a), httpx.URL(b)
+    except httpx.InvalidURL:
+        return False
+    return (one.scheme, one.host, one.port) == (two.scheme, two.host, two.port)
 
 
 def _url_problem(value: str) -> str | None:
@@ -77,7 +111,8 @@ def _template_problems(value: Any, where: str) -> list[str]:
 class WebhookParams(Params):
     url: str = Field(
         min_length=1,
-        description="Address to call, http(s); may hold Jinja2 placeholders",
+        description="Address to call, http(s); Jinja2 placeholders may fill the path and "
+        "the query, never the scheme or host",
         examples=["https://crm.example.com/hooks/cart"],
         json_schema_extra={"x-template": True},
     )
@@ -97,12 +132,15 @@ class WebhookParams(Params):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        # A templated URL is checked as a template by the validator (x-template) and as a
-        # URL once rendered, in the activity.
+        # The templates of a URL are checked by the validator (x-template); here, that they
+        # leave the scheme and host alone, and the URL once rendered in the activity.
         if not _is_template(value):
             problem = _url_problem(value)
-            if problem:
-                raise ValueError(problem)
+        else:
+            origin = literal_origin(value)
+            problem = _LITERAL_HOST if origin is None else _url_problem(origin + "/")
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("body")
@@ -144,15 +182,37 @@ def _render_json(value: Any, context: dict[str, Any], where: str) -> Any:
     return value
 
 
+def _rendered_url(template: str, context: dict[str, Any]) -> str:
+    """The URL to call; a final error if it is not one or its host is not the written one."""
+    url = render_param(template, context, field="url")
+    origin = literal_origin(template)
+    # The rendered text is not quoted back: it may hold event or customer data.
+    if _url_problem(url) is not None:
+        raise ApplicationError("`url` did not render to an http(s) URL; check the values "
+                               "its templates insert", type="WebhookUrlInvalid",
+                               non_retryable=True)
+    if origin is None or not _same_origin(origin + "/", url):
+        raise ApplicationError("`url` rendered to another scheme, host or port than the "
+                               f"journey names ({origin}); templates may fill only the path "
+                               "and the query", type="WebhookUrlInvalid", non_retryable=True)
+    return url
+
+
 def call_webhook(http: httpx.Client, secret: bytes, context: dict[str, Any],
                  call: StepCall) -> StepResult:
-    """Render, sign and send one call; sort the answer into done, retry or final failure."""
-    params = WebhookParams.model_validate(call.params)
-    url = render_param(params.url, context, field="url")
-    problem = _url_problem(url)
-    if problem:
-        raise ApplicationError(f"`url` rendered to {problem}", type="WebhookUrlInvalid",
-                               non_retryable=True)
+    """Render, sign and send one call; sort the answer into done, retry or final failure.
+
+    `http` should be a `guarded_client`: the check of the address happens where it connects.
+    """
+    try:
+        params = WebhookParams.model_validate(call.params)
+    except ValidationError as exc:
+        # A run started before a rule tightened (a templated host, say): final, and named
+        # by the rule only.
+        reasons = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise ApplicationError(f"the step's parameters are no longer valid: {reasons}",
+                               type="WebhookParamsInvalid", non_retryable=True) from None
+    url = _rendered_url(params.url, context)
     body = json.dumps(_render_json(params.body, context, "body"), ensure_ascii=False,
                       separators=(",", ":")).encode()
     # A fresh timestamp per attempt: receivers may refuse old ones to stop replays.
@@ -163,9 +223,13 @@ def call_webhook(http: httpx.Client, secret: bytes, context: dict[str, Any],
                     "Idempotency-Key": call.idempotency_key,
                     TIMESTAMP_HEADER: timestamp,
                     SIGNATURE_HEADER: signature(secret, timestamp, body)})
-    host = urlsplit(url).hostname or ""
+    host = httpx.URL(url).host
     try:
         response = http.request(params.method, url, content=body, headers=headers)
+    except AddressRefused as exc:
+        log.warning("webhook_refused", step_id=call.step_id, host=host)
+        raise ApplicationError(str(exc), type="WebhookAddressRefused",
+                               non_retryable=True) from None
     except httpx.TransportError as exc:
         # Retried: the receiver may be down or slow. The text names the host only; a
         # query string may hold the receiver's own token.
@@ -183,12 +247,16 @@ def call_webhook(http: httpx.Client, secret: bytes, context: dict[str, Any],
 
 
 def webhook_activity(deps: WorkerDeps) -> Callable[[StepCall], StepResult]:
-    """The activity performing `webhook`, with the worker's HTTP client and secret."""
-    secret = deps.settings.providers.webhook_secret.get_secret_value().encode()
+    """The activity performing `webhook`, with a guarded HTTP client and the secret."""
+    settings = deps.settings
+    secret = settings.providers.webhook_secret.get_secret_value().encode()
+    policy = AddressPolicy(allow_private=settings.webhook.allow_private,
+                           allowed=tuple(settings.webhook.allowed_hosts))
+    http = guarded_client(policy, timeout=settings.providers.timeout_seconds)
 
     @activity.defn(name=ACTIVITY)
     def webhook(call: StepCall) -> StepResult:
-        return call_webhook(deps.http, secret, template_context(deps.engine, call), call)
+        return call_webhook(http, secret, template_context(deps.engine, call), call)
 
     return webhook
 

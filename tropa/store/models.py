@@ -42,6 +42,7 @@ class Customer(SQLModel, table=True):
     attributes: dict[str, Any] = _json(default_factory=dict)
     created_at: datetime = _aware()
     updated_at: datetime = _aware()
+    registered_at: date | None = None
 
 
 class Event(SQLModel, table=True):
@@ -109,6 +110,9 @@ class Message(SQLModel, table=True):
     status: str = Field(default="pending", index=True, max_length=32)
     reason: str | None = Field(default=None, max_length=500)
     provider_message_id: str | None = Field(default=None, index=True, max_length=200)
+    # Which provider the id belongs to: receipts are matched by both, ids are not unique
+    # across providers.
+    provider: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     history: list[dict[str, Any]] = _json(default_factory=list)
     created_at: datetime = _aware()
@@ -153,3 +157,11 @@ class ApiKey(SQLModel, table=True):
     scopes: list[str] = _json(default_factory=list)
     created_at: datetime = _aware()
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+
+# The customers domain's tables (cards, orders, audit, ...) live in their own module.
+from tropa.store import customer_models as _customer_models  # noqa: E402, F401
+from tropa.store import loyalty_models as _loyalty_models  # noqa: E402, F401
+from tropa.store import segment_models as _segment_models  # noqa: E402, F401
+from tropa.store.consent_models import ConsentChange as ConsentChange  # noqa: E402

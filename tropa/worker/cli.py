@@ -8,9 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from tropa.errors import JourneyInvalid
+from tropa.errors import JourneyInvalid, SettingsUnsafe
 from tropa.logs import configure
-from tropa.settings import get_settings
+from tropa.settings import Settings, get_settings
+from tropa.worker.cli_customers import add_commands as add_customer_commands
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -67,10 +68,25 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refused(settings: Settings) -> bool:
+    """Print why a production process must not start with these settings."""
+    from tropa.dev_secrets import refuse_unsafe_secrets
+
+    try:
+        refuse_unsafe_secrets(settings)
+    except SettingsUnsafe as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
 def _worker(_args: argparse.Namespace) -> int:
     from tropa.delivery.workers import run_all
 
-    asyncio.run(run_all(get_settings()))
+    settings = get_settings()
+    if _refused(settings):
+        return 2
+    asyncio.run(run_all(settings))
     return 0
 
 
@@ -82,6 +98,8 @@ def _api(_args: argparse.Namespace) -> int:
     from tropa.worker.temporal_client import connect
 
     settings = get_settings()
+    if _refused(settings):
+        return 2
 
     async def run() -> None:
         client = await connect(settings.temporal)
@@ -96,10 +114,15 @@ def _api(_args: argparse.Namespace) -> int:
 def _sandbox(_args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tropa.api.access_log import hide_query_strings
     from tropa.sandbox.app import Sandbox, create_sandbox_app
 
     settings = get_settings()
-    box = Sandbox(store=settings.data_dir / "sandbox-messages.jsonl")
+    hide_query_strings()  # `?to=` holds phone numbers
+    # Signs receipts with the key the API checks them with; keeps what it accepted in the
+    # data folder, as under `tropa dev`.
+    box = Sandbox(settings.delivery.receipts_secret.get_secret_value(),
+                  store=settings.data_dir / "sandbox-messages.jsonl")
     uvicorn.run(create_sandbox_app(box), host=settings.sandbox.host, port=settings.sandbox.port)
     return 0
 
@@ -195,6 +218,7 @@ def parser() -> argparse.ArgumentParser:
                     help="events:write, read or admin; repeat for several")
     kc.add_argument("--name", default="api client")
     kc.set_defaults(func=_keys_create)
+    add_customer_commands(sub)
     return p
 
 

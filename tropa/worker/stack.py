@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from tropa.api.main import create_app
+from tropa.dev_secrets import use_development_settings
 from tropa.dsl.compiler import compile_journey
 from tropa.errors import JourneyInvalid
 from tropa.logs import get_logger
@@ -30,6 +31,8 @@ from tropa.worker.devserver import (
     start_dev_server,
     wait_for_port,
 )
+from tropa.worker.loyalty_schedule import ensure_expiry_schedule
+from tropa.worker.schedules import ensure_schedules
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
 
@@ -91,6 +94,7 @@ def server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
 
 async def run_stack(settings: Settings, examples: Path | None) -> None:
     """Start everything, print where it is, and run until Ctrl-C."""
+    use_development_settings(settings)
     temporal_proc: subprocess.Popen[bytes] | None = None
     tcfg = settings.temporal
     check_ports_free(stack_ports(settings))
@@ -102,17 +106,22 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
             await wait_for_port("127.0.0.1", tcfg.dev_port, proc=temporal_proc)
         client: Client = await connect(tcfg)
         await register_search_attributes(client)
+        await ensure_schedules(client, tcfg.task_queue)
         engine = open_database(settings)
         key = development_key(settings, engine)
         published = publish_examples(engine, examples) if examples else []
         if not settings.delivery.receipts_base_url:
             # The sandbox posts delivery receipts back to this API, as a provider would.
             settings.delivery.receipts_base_url = f"http://{settings.api.host}:{settings.api.port}"
+        # The sandbox on this machine is the one internal address webhooks may call here.
+        settings.webhook.allowed_hosts.append(f"{settings.sandbox.host}:{settings.sandbox.port}")
         workers = build_workers(client, settings, engine)
+        await ensure_expiry_schedule(client, settings)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
         # The sandbox keeps what it accepted in the data folder, so a whole-stack crash and
         # restart can still be checked for exactly-once.
-        box = Sandbox(store=settings.data_dir / "sandbox-messages.jsonl")
+        box = Sandbox(settings.delivery.receipts_secret.get_secret_value(),
+                      store=settings.data_dir / "sandbox-messages.jsonl")
         sandbox = server(create_sandbox_app(box), settings.sandbox.host, settings.sandbox.port)
         _banner(settings, key, published)
         stop = asyncio.Event()

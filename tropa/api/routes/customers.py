@@ -83,7 +83,7 @@ def get_customer(customer_id: CustomerId, session: SessionDep) -> CustomerPublic
 def find_customers(
     session: SessionDep,
     phone: Annotated[str | None, Query(min_length=1, max_length=32,
-                                       pattern=r"^[0-9+()\- .]+$")] = None,
+                                       pattern=r"^[^\x00]+$")] = None,
     email: Annotated[str | None, Query(min_length=3, max_length=320,
                                        pattern=r"^[^\x00]+$")] = None,
     external_id: Annotated[str | None, Query(min_length=1, max_length=128,

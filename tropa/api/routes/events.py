@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from tropa.api.actor import ActorDep
 from tropa.api.deps import require
 from tropa.api.errors import ERRORS, ErrorOut, field_errors
 from tropa.api.schemas.events import BatchItem, BatchResult, EventAccepted, EventBatch, EventCreate
+from tropa.customers.identifiers import CustomerNotFound
+from tropa.customers.orders import OrderConflict
 from tropa.dsl.plan import EventIn
 from tropa.services.event_batch import Failed, ingest_many
 from tropa.services.events import EventRouter, Routed, UnknownCustomer
+from tropa.services.orders import record_event_order
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERRORS,
                    dependencies=[Depends(require("events:write"))])
@@ -27,11 +32,23 @@ RouterDep = Annotated[EventRouter, Depends(get_router)]
 
 
 @router.post("", status_code=202, response_model=EventAccepted,
-             responses={404: {"model": ErrorOut, "description": "The customer does not exist"}})
-async def post_event(body: EventCreate, events: RouterDep) -> EventAccepted:
-    """Store an event once and start or signal the journeys that listen to it."""
+             responses={404: {"model": ErrorOut, "description": "The customer does not exist"},
+                        409: {"model": ErrorOut, "description": "The order in an "
+                              "`order.placed` belongs to another customer"}})
+async def post_event(body: EventCreate, events: RouterDep, actor: ActorDep) -> EventAccepted:
+    """Store an event once and start or signal the journeys that listen to it. An
+    `order.placed` whose data holds `order_id` and `total` also records the order."""
     try:
-        routed = await events.ingest(EventIn(**body.model_dump()))
+        event = EventIn(**body.model_dump())
+        await record_event_order(events, event, actor)
+        routed = await events.ingest(event)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", "data", *e["loc"])}
+                                      for e in exc.errors()]) from None
+    except CustomerNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except OrderConflict as exc:
+        raise HTTPException(409, str(exc)) from exc
     except UnknownCustomer as exc:
         raise HTTPException(404, f"customer {exc.args[0]!r} does not exist; create it first "
                             f"with PUT /v1/customers/{exc.args[0]}") from exc

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -10,22 +11,45 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 
 from tropa.api.errors import FieldError
 from tropa.api.schemas.common import CustomerIdField, JsonObject, Text
+from tropa.clock import utcnow
 
 Category = Literal["marketing", "service"]
 Channel = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", examples=["sms"])]
 Tag = Annotated[Text, Field(min_length=1, max_length=100)]
 
 
+# Real places only: `Area/Location` (and `UTC`). The tz database also holds names that
+# are no place at all (`localtime`, `posixrules`, `Factory`, `right/UTC`, `posix/...`),
+# whose meaning depends on the machine or which are leap-second variants.
+_REGION = re.compile(r"^(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|"
+                     r"Indian|Pacific)(/[A-Za-z0-9_+-]+){1,2}$")
+
+
 def _zone(name: str) -> str:
+    problem = f"{name!r} is not an IANA region time zone; give Area/Location such as " \
+              "Europe/Moscow or Asia/Yekaterinburg, or UTC"
+    if name != "UTC" and not _REGION.match(name):
+        raise ValueError(problem)
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(f"{name!r} is not an IANA time zone such as Europe/Moscow") from exc
+        raise ValueError(problem) from exc
     return name
+
+
+def _born(day: date) -> date:
+    # Somewhere on Earth (UTC+14) it is already tomorrow; later than that is not a birthday.
+    latest = (utcnow() + timedelta(hours=14)).date()
+    if day > latest:
+        raise ValueError(f"is in the future ({day.isoformat()}); give the date of birth")
+    if day.year < 1900:
+        raise ValueError(f"is before 1900 ({day.isoformat()}); give the date of birth")
+    return day
 
 
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Moscow"]),
                      AfterValidator(_zone)]
+Birthday = Annotated[date, AfterValidator(_born)]
 Consents = dict[Category, dict[Channel, bool]]
 
 
@@ -46,11 +70,12 @@ class CustomerBase(BaseModel):
     email_verified: bool = False
     time_zone: TimeZone = "UTC"
     locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")] = "ru"
-    birthday: date | None = None
+    birthday: Birthday | None = None
     consents: Consents = Field(default_factory=dict,
                                examples=[{"marketing": {"sms": True, "email": True}}])
     tags: list[Tag] = Field(default_factory=list, max_length=200)
     attributes: JsonObject = Field(default_factory=dict)
+    registered_at: date | None = Field(default=None, description="When the customer joined")
 
 
 class CustomerUpsert(CustomerBase):
@@ -71,7 +96,8 @@ class CustomerUpdate(BaseModel):
     email_verified: bool | None = None
     time_zone: TimeZone | None = None
     locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")] | None = None
-    birthday: date | None = None
+    birthday: Birthday | None = None
+    registered_at: date | None = None
 
 
 class CustomerPublic(CustomerBase):
@@ -79,6 +105,9 @@ class CustomerPublic(CustomerBase):
 
     model_config = ConfigDict(extra="ignore")
 
+    # What is stored is shown as it is, even if written before today's checks.
+    time_zone: str = "UTC"
+    birthday: date | None = None
     id: str
     created_at: datetime
     updated_at: datetime

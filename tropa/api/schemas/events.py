@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from tropa.api.errors import FieldError
 from tropa.api.schemas.common import CustomerIdField, JsonObject, Text
 
 MAX_BATCH = 1000
+# Events happen in this span (UTC); outside it an offset could push the instant past the
+# calendar's ends (year 1 or 9999), which no database column or timer can hold.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_span(value: datetime) -> datetime:
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not EARLIEST <= instant < LATEST:
+        raise ValueError("is out of range: give a time from 1900-01-01 to 2199-12-31 (UTC), "
+                         "with its UTC offset")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_in_span)]
 
 
 class EventCreate(BaseModel):
@@ -21,7 +40,8 @@ class EventCreate(BaseModel):
                            "a repeat is acknowledged as a duplicate", examples=["evt-1001"])
     type: Text = Field(min_length=1, max_length=200, examples=["cart.updated"])
     customer_id: CustomerIdField
-    occurred_at: AwareDatetime = Field(description="When it happened, with a UTC offset")
+    occurred_at: EventTime = Field(description="When it happened, with a UTC offset; "
+                                   "between 1900-01-01 and 2199-12-31 (UTC)")
     data: JsonObject = Field(default_factory=dict)
 
 

@@ -1,0 +1,1 @@
+"""The loyalty ledger, coupons and the programme: a domain package, free of Temporal and HTTP."""

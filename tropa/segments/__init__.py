@@ -1,0 +1,1 @@
+"""RF segments: recency and frequency bands mapped to seven customer groups (seed 002)."""
