@@ -139,8 +139,10 @@ def _sandbox(_args: argparse.Namespace) -> int:
 
     settings = get_settings()
     hide_query_strings()  # `?to=` holds phone numbers
-    # Signs receipts with the key the API checks them with.
-    box = Sandbox(settings.delivery.receipts_secret.get_secret_value())
+    # Signs receipts with the key the API checks them with; keeps what it accepted in the
+    # data folder, as under `tropa dev`.
+    box = Sandbox(settings.delivery.receipts_secret.get_secret_value(),
+                  store=settings.data_dir / "sandbox-messages.jsonl")
     uvicorn.run(create_sandbox_app(box), host=settings.sandbox.host, port=settings.sandbox.port)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -56,6 +57,8 @@ def build_worker(
                     *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.temporal.sticky_timeout_seconds),
         interceptors=[DatabaseErrorsWithoutValues()],
     )
 
