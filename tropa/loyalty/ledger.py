@@ -87,10 +87,7 @@ def _live(now: datetime) -> Any:
                           col(LoyaltyBucket.expires_at) > now))
 
 
-def account_balance(session: Session, account_id: int | None, now: datetime) -> AccountBalance:
-    """Balance, pending amount and nearest burn of one account, as of `now`."""
-    if account_id is None:
-        return AccountBalance(balance=0, pending=0)
+def _totals(session: Session, account_id: int, now: datetime) -> tuple[int, int]:
     b = LoyaltyBucket
     active = sa.case((_live(now), b.remaining), else_=0)
     pending = sa.case((col(b.active_from) > now, b.remaining), else_=0)
@@ -98,13 +95,22 @@ def account_balance(session: Session, account_id: int | None, now: datetime) -> 
         sa.select(sa.func.coalesce(sa.func.sum(active), 0),
                   sa.func.coalesce(sa.func.sum(pending), 0))
         .where(col(b.account_id) == account_id, col(b.remaining) > 0)).one()
+    return int(row[0]), int(row[1])
+
+
+def account_balance(session: Session, account_id: int | None, now: datetime) -> AccountBalance:
+    """Balance, pending amount and nearest burn of one account, as of `now`."""
+    if account_id is None:
+        return AccountBalance(balance=0, pending=0)
+    b = LoyaltyBucket
+    total, pending = _totals(session, account_id, now)
     nearest = session.execute(
         sa.select(col(b.expires_at), sa.func.sum(col(b.remaining)))
         .where(col(b.account_id) == account_id, col(b.remaining) > 0,
                col(b.expires_at).is_not(None), _live(now))
         .group_by(col(b.expires_at)).order_by(col(b.expires_at)).limit(1)).first()
     nxt = NextExpiry(at=nearest[0], amount=int(nearest[1])) if nearest else None
-    return AccountBalance(balance=int(row[0]), pending=int(row[1]), next_expiry=nxt)
+    return AccountBalance(balance=total, pending=pending, next_expiry=nxt)
 
 
 def balance(session: Session, programme: Programme, customer_id: str,
@@ -127,7 +133,8 @@ def relevel(session: Session, programme: Programme, account: LoyaltyAccount,
              now: datetime) -> LevelChange | None:
     if account.kind != "qualification":
         return None
-    points = account_balance(session, account.id, now).balance
+    assert account.id is not None
+    points, _ = _totals(session, account.id, now)
     level = programme.level_for(points)
     if level == account.level:
         return None
@@ -141,12 +148,12 @@ def relevel(session: Session, programme: Programme, account: LoyaltyAccount,
 def _finish(session: Session, programme: Programme, op: LoyaltyOperation,
             account: LoyaltyAccount, now: datetime, **fields: Any) -> OperationResult:
     change = relevel(session, programme, account, now)
-    assert op.id is not None
-    state = account_balance(session, account.id, now)
+    assert op.id is not None and account.id is not None
+    total, pending = _totals(session, account.id, now)
     result = OperationResult(
         operation_id=op.id, kind=op.kind, customer_id=op.customer_id,
         account=account.kind,
-        amount=op.amount, reason=op.reason, balance=state.balance, pending=state.pending,
+        amount=op.amount, reason=op.reason, balance=total, pending=pending,
         level=account.level if account.kind == "qualification" else None,
         level_changed=change, cancels=op.cancels, **fields)
     op.result = result.model_dump(mode="json", by_alias=True)
@@ -245,11 +252,7 @@ def write_off(session: Session, programme: Programme, *, customer_id: str, amoun
     if repeat is not None:
         return repeat
     assert acct is not None and acct.id is not None
-    b = LoyaltyBucket
-    buckets = session.exec(
-        select(b).where(b.account_id == acct.id, col(b.remaining) > 0, _live(now))
-        .order_by(col(b.expires_at).is_(None), col(b.expires_at), col(b.id))).all()
-    available = sum(x.remaining for x in buckets)
+    available, _ = _totals(session, acct.id, now)
     if available < amount:
         raise Overdraw(amount, available)
     op = LoyaltyOperation(idempotency_key=idempotency_key, account_id=acct.id,
@@ -261,18 +264,30 @@ def write_off(session: Session, programme: Programme, *, customer_id: str, amoun
     assert op.id is not None
     draws: list[Draw] = []
     left = amount
-    for bucket in buckets:
-        if left == 0:
-            break
-        take = min(left, bucket.remaining)
-        left -= take
-        bucket.remaining -= take
-        session.add(bucket)
-        assert bucket.id is not None
-        session.add(LoyaltyEntry(account_id=acct.id, operation_id=op.id, bucket_id=bucket.id,
-                                 kind="write_off", amount=-take, at=now))
-        draws.append(Draw(bucket_id=bucket.id, accrual_id=bucket.operation_id, amount=take,
-                          expires_at=bucket.expires_at))
+    b = LoyaltyBucket
+    while left > 0:
+        # A page at a time: a customer with thousands of buckets loads only what is spent.
+        # Drained buckets are flushed with 0 left, so the next page starts after them.
+        page = session.exec(
+            select(b).where(b.account_id == acct.id, col(b.remaining) > 0, _live(now))
+            .order_by(col(b.expires_at).is_(None), col(b.expires_at), col(b.id))
+            .limit(20)).all()
+        if not page:  # cannot happen under the lock; never loop forever
+            raise LoyaltyError("the balance changed during the write-off; try again")
+        for bucket in page:
+            if left == 0:
+                break
+            take = min(left, bucket.remaining)
+            left -= take
+            bucket.remaining -= take
+            session.add(bucket)
+            assert bucket.id is not None
+            session.add(LoyaltyEntry(account_id=acct.id, operation_id=op.id,
+                                     bucket_id=bucket.id, kind="write_off", amount=-take,
+                                     at=now))
+            draws.append(Draw(bucket_id=bucket.id, accrual_id=bucket.operation_id, amount=take,
+                              expires_at=bucket.expires_at))
+        session.flush()
     return _finish(session, programme, op, acct, now, draws=draws)
 
 
