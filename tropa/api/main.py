@@ -8,7 +8,18 @@ from temporalio.client import Client
 
 from tropa.api import errors
 from tropa.api.limits import BodyLimit
-from tropa.api.routes import customers, events, journeys, loyalty, receipts, runs
+from tropa.api.routes import (
+    cards,
+    customers,
+    events,
+    imports,
+    journeys,
+    loyalty,
+    merge,
+    orders,
+    receipts,
+    runs,
+)
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -42,6 +53,10 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     for module in (events, customers, journeys, runs, loyalty):
         app.include_router(module.router)
     app.include_router(receipts.router)
+    app.include_router(cards.router)
+    app.include_router(orders.router)
+    app.include_router(imports.router)
+    app.include_router(merge.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from tropa.clock import utcnow
+from tropa.customers.attributes import AttributeInvalid, clean_attributes, render_path
+from tropa.customers.identifiers import CustomerNotFound as CustomerNotFound
 from tropa.customers.identifiers import (
-    CustomerNotFound,
     IdentifierInvalid,
     IdentifierTaken,
     check_unique,
@@ -37,9 +38,13 @@ ExternalIdTaken = IdentifierTaken
 def normalise_contacts(data: dict[str, Any]) -> dict[str, Any]:
     """Phones to E.164 and emails normalised, in place; raises ContactRejected."""
     try:
+        if data.get("attributes"):
+            data["attributes"] = clean_attributes(data["attributes"])
         return clean_identifiers(data)
     except IdentifierInvalid as exc:
         raise ContactRejected(exc.field, str(exc)) from exc
+    except AttributeInvalid as exc:
+        raise ContactRejected(render_path(exc.loc), exc.message) from exc
 
 
 def get(session: Session, *, customer_id: str) -> Customer:
@@ -142,6 +147,10 @@ def change_tags(session: Session, *, customer_id: str, add: Iterable[str],
 def merge_attributes(session: Session, *, customer_id: str, values: dict[str, Any]) -> Customer:
     """Set attributes; a null value removes the attribute."""
     customer = get(session, customer_id=customer_id)
+    try:
+        values = clean_attributes(values)
+    except AttributeInvalid as exc:
+        raise ContactRejected(render_path(exc.loc), exc.message) from exc
 
     def change(c: Customer) -> None:
         merged = {**c.attributes, **values}

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from tropa.clock import utcnow
+from tropa.customers.identifiers import aliases_of
 from tropa.customers.view import customer_view
 from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
@@ -78,6 +79,13 @@ def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict
     with session_scope(engine) as session:
         views = {c.id: customer_view(c) for c in session.exec(
             select(Customer).where(col(Customer.id).in_(wanted)))}
+        for alias, survivor in aliases_of(session, wanted - set(views)).items():
+            customer = session.get(Customer, survivor)
+            if customer is not None:  # a merged id: its events go to the survivor
+                views[survivor] = customer_view(customer)
+                for event in events:
+                    if event.customer_id == alias:
+                        event.customer_id = survivor
     now = utcnow()
     rows = []
     for event_id, index in first.items():

@@ -21,6 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tropa.clock import utcnow
+from tropa.customers.identifiers import canonical_id
 from tropa.customers.view import customer_view
 from tropa.dsl.expressions import ExpressionError, evaluate, render
 from tropa.dsl.plan import EventIn, Plan, RunInput
@@ -102,7 +103,12 @@ class EventRouter:
         with session_scope(self._engine) as session:
             customer = session.get(Customer, event.customer_id)
             if customer is None:
-                raise UnknownCustomer(event.customer_id)
+                # A merged id: the event is the survivor's.
+                survivor = canonical_id(session, event.customer_id)
+                customer = session.get(Customer, survivor) if survivor else None
+                if customer is None:
+                    raise UnknownCustomer(event.customer_id)
+                event.customer_id = customer.id
             view = customer_view(customer)
         now = utcnow()
         try:

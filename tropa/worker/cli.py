@@ -11,6 +11,7 @@ from pathlib import Path
 from tropa.errors import JourneyInvalid
 from tropa.logs import configure
 from tropa.settings import get_settings
+from tropa.worker.cli_customers import add_commands as add_customer_commands
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -189,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
                     help="events:write, read or admin; repeat for several")
     kc.add_argument("--name", default="api client")
     kc.set_defaults(func=_keys_create)
+    add_customer_commands(sub)
     return p
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import ValidationError
 
+from tropa.api.actor import current_actor
 from tropa.api.deps import SessionDep, require
 from tropa.api.errors import ERRORS, ErrorOut, FieldError, InvalidField, field_errors
 from tropa.api.schemas.common import ID_PATTERN, JsonObject
@@ -26,7 +27,8 @@ from tropa.api.schemas.customers import (
 from tropa.services import customers as service
 from tropa.store.models import Customer
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=ERRORS)
+router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=ERRORS,
+                   dependencies=[Depends(current_actor)])  # the audit names the API key
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "The customer does not exist"}}

@@ -51,6 +51,7 @@ class CustomerBase(BaseModel):
                                examples=[{"marketing": {"sms": True, "email": True}}])
     tags: list[Tag] = Field(default_factory=list, max_length=200)
     attributes: JsonObject = Field(default_factory=dict)
+    registered_at: date | None = Field(default=None, description="When the customer joined")
 
 
 class CustomerUpsert(CustomerBase):
@@ -72,6 +73,7 @@ class CustomerUpdate(BaseModel):
     time_zone: TimeZone | None = None
     locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")] | None = None
     birthday: date | None = None
+    registered_at: date | None = None
 
 
 class CustomerPublic(CustomerBase):
