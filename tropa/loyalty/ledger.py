@@ -68,6 +68,7 @@ def _account(session: Session, customer_id: str, programme: str, kind: Account) 
 
 
 def lock_account(session: Session, account: LoyaltyAccount) -> None:
+    """Bump the account row: the row lock (write lock on SQLite) every change holds."""
     session.execute(sa.update(LoyaltyAccount)
                     .where(col(LoyaltyAccount.id) == account.id)
                     .values(seq=LoyaltyAccount.seq + 1))
@@ -131,14 +132,17 @@ def balance(session: Session, programme: Programme, customer_id: str,
 
 def relevel(session: Session, programme: Programme, account: LoyaltyAccount,
              now: datetime) -> LevelChange | None:
+    """Store the level the live qualification balance reaches; return the change, if any."""
     if account.kind != "qualification":
         return None
     assert account.id is not None
     points, _ = _totals(session, account.id, now)
     level = programme.level_for(points)
+    # A new account starts at the level of 0 points: reaching it is no change.
+    current = account.level if account.level is not None else programme.level_for(0)
+    change = LevelChange(from_=current, to=level) if level != current else None
     if level == account.level:
         return None
-    change = LevelChange(from_=account.level, to=level)
     session.execute(sa.update(LoyaltyAccount).where(col(LoyaltyAccount.id) == account.id)
                     .values(level=level))
     account.level = level
