@@ -85,15 +85,18 @@ trigger: {event: order.placed}
 settings: {category: service}
 steps:
   - accrue_bonus: {percent_of_order: 10, expires_in: 30d, reason: purchase}
-  - send:
-      channel: sms
-      text: "+{{ steps.accrue_bonus.amount }}, now {{ steps.accrue_bonus.balance }}"
+  - branch:
+      if: "customer.loyalty.level == 'Acme Gold'"
+      then:
+        - send:
+            channel: sms
+            text: "+{{ steps.accrue_bonus.amount }}, now {{ steps.accrue_bonus.balance }}"
 """)
     add_customer(harness.engine, "c-acme")
     await harness.fire("order.placed", "c-acme", {"order_id": "o-5", "total": 12_345})
     status = await harness.finish("journey/acme-bonus/c-acme")
 
-    assert [s.outcome for s in status.steps] == ["accrued", "accepted"]
+    assert [s.outcome for s in status.steps] == ["accrued", "then", "accepted"]
     [call] = CALLS
     assert (call.amount, call.order_id, call.reason) == (1234, "o-5", "purchase")
     assert call.customer == Identifier(type="id", value="c-acme")

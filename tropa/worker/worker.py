@@ -43,7 +43,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
         workflows=[JourneyRun, LoyaltyExpirySweep],
-        activities=[*registry().activities(deps), *interpreter_activities(engine),
+        activities=[*registry().activities(deps), *interpreter_activities(engine, settings),
                     *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
