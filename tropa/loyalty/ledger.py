@@ -274,7 +274,7 @@ def write_off(session: Session, programme: Programme, *, customer_id: str, amoun
         # Drained buckets are flushed with 0 left, so the next page starts after them.
         page = session.exec(
             select(b).where(b.account_id == acct.id, col(b.remaining) > 0, _live(now))
-            .order_by(col(b.expires_at).is_(None), col(b.expires_at), col(b.id))
+            .order_by(col(b.expires_at).asc().nulls_last(), col(b.id))
             .limit(20)).all()
         if not page:  # cannot happen under the lock; never loop forever
             raise LoyaltyError("the balance changed during the write-off; try again")
