@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from tropa.clock import utcnow
+from tropa.clock import ensure_aware, utcnow
 from tropa.errors import LoyaltyError, LoyaltyNotFound, LoyaltyRefused, Overdraw
 from tropa.loyalty.models import (
     Account,
@@ -105,12 +105,18 @@ def account_balance(session: Session, account_id: int | None, now: datetime) -> 
         return AccountBalance(balance=0, pending=0)
     b = LoyaltyBucket
     total, pending = _totals(session, account_id, now)
-    nearest = session.execute(
-        sa.select(col(b.expires_at), sa.func.sum(col(b.remaining)))
+    # The nearest burn time by the (account, expiry) index, then what burns at it.
+    at = session.execute(
+        sa.select(sa.func.min(col(b.expires_at)))
         .where(col(b.account_id) == account_id, col(b.remaining) > 0,
-               col(b.expires_at).is_not(None), _live(now))
-        .group_by(col(b.expires_at)).order_by(col(b.expires_at)).limit(1)).first()
-    nxt = NextExpiry(at=nearest[0], amount=int(nearest[1])) if nearest else None
+               col(b.expires_at).is_not(None), _live(now))).scalar_one()
+    nxt = None
+    if at is not None:
+        burning = session.execute(
+            sa.select(sa.func.sum(col(b.remaining)))
+            .where(col(b.account_id) == account_id, col(b.expires_at) == at,
+                   col(b.remaining) > 0, col(b.active_from) <= now)).scalar_one()
+        nxt = NextExpiry(at=ensure_aware(at), amount=int(burning or 0))
     return AccountBalance(balance=total, pending=pending, next_expiry=nxt)
 
 
