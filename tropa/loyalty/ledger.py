@@ -99,39 +99,45 @@ def _totals(session: Session, account_id: int, now: datetime) -> tuple[int, int]
     return int(row[0]), int(row[1])
 
 
-def account_balance(session: Session, account_id: int | None, now: datetime) -> AccountBalance:
-    """Balance, pending amount and nearest burn of one account, as of `now`."""
-    if account_id is None:
-        return AccountBalance(balance=0, pending=0)
+def _next_expiry(session: Session, account_id: int, at: datetime | None,
+                 now: datetime) -> NextExpiry | None:
+    if at is None:
+        return None
     b = LoyaltyBucket
-    total, pending = _totals(session, account_id, now)
-    # The nearest burn time by the (account, expiry) index, then what burns at it.
-    at = session.execute(
-        sa.select(sa.func.min(col(b.expires_at)))
-        .where(col(b.account_id) == account_id, col(b.remaining) > 0,
-               col(b.expires_at).is_not(None), _live(now))).scalar_one()
-    nxt = None
-    if at is not None:
-        burning = session.execute(
-            sa.select(sa.func.sum(col(b.remaining)))
-            .where(col(b.account_id) == account_id, col(b.expires_at) == at,
-                   col(b.remaining) > 0, col(b.active_from) <= now)).scalar_one()
-        nxt = NextExpiry(at=ensure_aware(at), amount=int(burning or 0))
-    return AccountBalance(balance=total, pending=pending, next_expiry=nxt)
+    burning = session.execute(
+        sa.select(sa.func.sum(col(b.remaining)))
+        .where(col(b.account_id) == account_id, col(b.expires_at) == at,
+               col(b.remaining) > 0, col(b.active_from) <= now)).scalar_one()
+    return NextExpiry(at=ensure_aware(at), amount=int(burning or 0))
 
 
 def balance(session: Session, programme: Programme, customer_id: str,
             now: datetime | None = None) -> Balance:
-    """The customer's balances and level, computed live as of `now` (default: the clock)."""
+    """The customer's balances and level, computed live as of `now` (default: the clock).
+
+    One aggregate over the customer's buckets gives each account's balance, pending points
+    and nearest burn time; one more query per account tells how much burns then."""
     now = now or utcnow()
     if session.get(Customer, customer_id) is None:
         raise LoyaltyNotFound(f"customer {customer_id!r} does not exist")
-    ids: dict[str, int] = dict(session.execute(
-        sa.select(col(LoyaltyAccount.kind), col(LoyaltyAccount.id))
-        .where(col(LoyaltyAccount.customer_id) == customer_id,
-               col(LoyaltyAccount.programme) == programme.programme)).all())
-    bonus = account_balance(session, ids.get("bonus"), now)
-    qual = account_balance(session, ids.get("qualification"), now)
+    a, b = LoyaltyAccount, LoyaltyBucket
+    live = _live(now)
+    rows = session.execute(
+        sa.select(col(a.kind), col(a.id),
+                  sa.func.coalesce(sa.func.sum(sa.case((live, b.remaining), else_=0)), 0),
+                  sa.func.coalesce(sa.func.sum(
+                      sa.case((col(b.active_from) > now, b.remaining), else_=0)), 0),
+                  sa.func.min(sa.case((sa.and_(live, col(b.expires_at).is_not(None)),
+                                       b.expires_at))))
+        .select_from(a)
+        .join(b, sa.and_(col(b.account_id) == col(a.id), col(b.remaining) > 0), isouter=True)
+        .where(col(a.customer_id) == customer_id, col(a.programme) == programme.programme)
+        .group_by(col(a.kind), col(a.id))).all()
+    accounts = {kind: AccountBalance(balance=int(total), pending=int(pending),
+                                     next_expiry=_next_expiry(session, account_id, at, now))
+                for kind, account_id, total, pending, at in rows}
+    empty = AccountBalance(balance=0, pending=0)
+    bonus, qual = accounts.get("bonus", empty), accounts.get("qualification", empty)
     return Balance(customer_id=customer_id, programme=programme.programme, as_of=now,
                    bonus=bonus, qualification=qual, level=programme.level_for(qual.balance))
 
