@@ -89,9 +89,9 @@ async def test_journey_lifecycle_with_run_counts_pause_rule_and_runs(
     assert (await api.post(f"/v1/journeys/{name}/pause")).status_code == 409  # still a draft
     assert (await api.post(f"/v1/journeys/{name}/versions/nope/publish")).status_code == 404
     assert (await api.post(f"/v1/journeys/{name}/versions/{version}/publish")).status_code == 200
-    for customer in ("a-1", "a-2", "a-3"):
+    for n, customer in enumerate(("a-1", "a-2", "a-3")):
         put = await api.put(f"/v1/customers/{name}-{customer}", json={
-            "phone": "+79161234567", "phone_verified": True,
+            "phone": f"+7916123456{n}", "phone_verified": True,  # phones are unique
             "consents": {"marketing": {"sms": True}}})
         assert put.status_code == 200
     a1, a2, a3 = (f"{name}-a-{i}" for i in (1, 2, 3))

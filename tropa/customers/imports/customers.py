@@ -74,9 +74,12 @@ class CustomerImport:
         """Check a batch against earlier rows and the database, then write it at once."""
         result = BatchResult()
         fresh = [r for r in rows if self._first_time(r, result)]
+        written = BatchResult()
         try:
             with self.engine.begin() as conn:
-                self._write(conn, fresh, result)
+                self._write(conn, fresh, written)
+            result.imported, result.unchanged = written.imported, written.unchanged
+            result.problems += written.problems
         except IntegrityError:
             # Another writer took an identifier meanwhile: the rows go one by one.
             for row in fresh:
@@ -230,6 +233,15 @@ class CustomerImport:
             return
         update = [c for c in COLUMNS if c not in ("id", "created_at")]
         if self.postgres:
+            # New customers (none of these ids existed under the batch's locks) are copied
+            # straight in; a writer racing in with the same id fails the batch, which then
+            # goes row by row. Changed ones go through the staging table and one upsert.
+            fresh = [r for r in rows if r["created_at"] == r["updated_at"]]
+            if fresh:
+                _copy(conn, "customers", COLUMNS, fresh)
+            rows = [r for r in rows if r["created_at"] != r["updated_at"]]
+            if not rows:
+                return
             conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS import_stage "
                                  "(LIKE customers) ON COMMIT DELETE ROWS"))
             _copy(conn, "import_stage", COLUMNS, rows)
@@ -284,14 +296,21 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 def _copy(conn: sa.Connection, table: str, columns: list[str],
           rows: list[dict[str, Any]]) -> None:
-    """COPY rows into a table over the connection's psycopg cursor (JSON columns as text)."""
+    """COPY rows into a table over the connection's psycopg cursor (JSON columns as text); a
+    unique violation comes out as SQLAlchemy's IntegrityError, like any other statement's."""
+    import psycopg
+
     raw: Any = conn.connection.driver_connection
     as_json = [c in ("consents", "tags", "attributes", "changes") for c in columns]
     dumps = json.dumps
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
-        for row in rows:
-            cp.write_row([dumps(row[c], ensure_ascii=False, default=str) if j else row[c]
-                          for c, j in zip(columns, as_json, strict=True)])
+    try:
+        with raw.cursor() as cur, \
+                cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row([dumps(row[c], ensure_ascii=False, default=str) if j else row[c]
+                              for c, j in zip(columns, as_json, strict=True)])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(f"COPY {table}", None, exc) from exc
 
 
 Progress = Callable[[int, BatchResult], None]
