@@ -52,7 +52,7 @@ def build_worker(
         client,
         task_queue=queue,
         workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep],
-        activities=[*registry().activities(deps), *interpreter_activities(engine),
+        activities=[*registry().activities(deps), *interpreter_activities(engine, settings),
                     SegmentActivities(engine, router).time_passing,
                     *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
