@@ -126,13 +126,13 @@ class EventRouter:
         except IntegrityError:
             pass
         # A stored event: route it only if an earlier attempt failed or died mid-way.
-        with session_scope(self._engine) as session:
-            claimed = session.execute(
-                sa.update(Event)
-                .where(Event.event_id == event.event_id,  # type: ignore[arg-type]
-                       Event.routed_at.is_(None),  # type: ignore[union-attr]
-                       sa.or_(Event.claimed_at.is_(None),  # type: ignore[union-attr]
-                              Event.claimed_at < now - CLAIM_TIMEOUT))  # type: ignore[operator]
+        events = Event.__table__.c  # type: ignore[attr-defined]
+        with self._engine.begin() as conn:
+            claimed = conn.execute(
+                sa.update(Event.__table__)  # type: ignore[attr-defined]
+                .where(events.event_id == event.event_id, events.routed_at.is_(None),
+                       sa.or_(events.claimed_at.is_(None),
+                              events.claimed_at < now - CLAIM_TIMEOUT))
                 .values(claimed_at=now)
             ).rowcount
         return view if claimed else None
