@@ -33,12 +33,11 @@ from tropa.workflows.journey_run import JourneyRun
 
 log = get_logger("events")
 CLAIM_TIMEOUT = timedelta(seconds=30)
-# The memo holds the trigger's event id (never personal data), so a repeated event is
-# recognised by the run it already started.
-TRIGGER_MEMO = "trigger_event_id"
+TRIGGER_MEMO = sa_keys.TRIGGER_MEMO
 
 _START_POLICIES = {
-    "restart": (WorkflowIDConflictPolicy.TERMINATE_EXISTING, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+    # A run in flight gets the new trigger as the `restart` signal and stops gracefully.
+    "restart": (WorkflowIDConflictPolicy.USE_EXISTING, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "ignore": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "parallel": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "once": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.REJECT_DUPLICATE),
@@ -67,6 +66,12 @@ def run_id_for(plan: Plan, customer_id: str, key: str | None, event_id: str) -> 
     if plan.re_entry == "parallel":
         parts.append(event_id)
     return "/".join(parts)
+
+
+def run_summary(plan: Plan, customer_id: str) -> str:
+    """The run's line in the Temporal Web UI: journey, version, customer id (no personal
+    data: the id is the shop's own key)."""
+    return f"{plan.journey} · version {plan.version} · customer {customer_id}"
 
 
 class EventRouter:
@@ -173,10 +178,7 @@ class EventRouter:
         remembered = await run_in_threadpool(self._remember_run, workflow_id, plan,
                                              event.customer_id)
         try:
-            if plan.re_entry == "restart":
-                await self._restart(plan, event, workflow_id)
-            else:
-                await self._start(plan, event, workflow_id, *_START_POLICIES[plan.re_entry])
+            await self._start(plan, event, workflow_id, *_START_POLICIES[plan.re_entry])
         except WorkflowAlreadyStartedError:
             if remembered:
                 await run_in_threadpool(self._forget_run, workflow_id)
@@ -186,31 +188,26 @@ class EventRouter:
         routed.started.append(workflow_id)
         return True
 
-    async def _restart(self, plan: Plan, event: EventIn, workflow_id: str) -> None:
-        """Start, replacing a run in flight, unless that run came from this very event (a
-        client repeating an event whose first routing failed half-way)."""
-        try:
-            await self._start(plan, event, workflow_id, WorkflowIDConflictPolicy.FAIL,
-                              WorkflowIDReusePolicy.ALLOW_DUPLICATE)
-            return
-        except WorkflowAlreadyStartedError:
-            pass
-        description = await self._client.get_workflow_handle(workflow_id).describe()
-        memo = await description.memo()
-        if memo.get(TRIGGER_MEMO) == event.event_id:
-            return
-        await self._start(plan, event, workflow_id, *_START_POLICIES["restart"])
-
     async def _start(self, plan: Plan, event: EventIn, workflow_id: str,
                      conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy) -> None:
+        """Start the run; for `re_entry: restart`, signal-with-start: a run in flight gets the
+        new input as its `restart` signal (a run that has just begun ignores its own trigger,
+        and so does one given the same event again)."""
+        inp = RunInput(plan=plan, customer_id=event.customer_id,
+                       trigger_event=event.keeping(plan.event_fields))
+        restart: dict[str, Any] = (
+            {"start_signal": "restart", "start_signal_args": [inp]}
+            if plan.re_entry == "restart" else {})
         await self._client.start_workflow(
             JourneyRun.run,
-            RunInput(plan=plan, customer_id=event.customer_id, trigger_event=event),
+            inp,
             id=workflow_id,
             task_queue=self._task_queue,
             id_conflict_policy=conflict,
             id_reuse_policy=reuse,
+            static_summary=run_summary(plan, event.customer_id),
             memo={TRIGGER_MEMO: event.event_id},
+            **restart,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa_keys.JOURNEY, plan.journey),
                 SearchAttributePair(sa_keys.CUSTOMER, event.customer_id),
@@ -228,7 +225,8 @@ class EventRouter:
             if workflow_id in routed.signalled:
                 continue
             try:
-                await self._client.get_workflow_handle(workflow_id).signal(JourneyRun.event, event)
+                await self._client.get_workflow_handle(workflow_id).signal(
+                    JourneyRun.event, event.keeping(plan.event_fields))
                 routed.signalled.append(workflow_id)
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
