@@ -93,12 +93,20 @@ async def test_restart_during_a_wait_records_it_cancelled(harness: Harness) -> N
 
 
 async def test_active_run_rows_go_when_runs_end(harness: Harness) -> None:
-    await harness.fire("cart.updated", "c-1", {"cart_id": "k1"})
+    harness.publish("""
+journey: thanks
+settings: {category: service}
+trigger: {event: order.placed, key: "{{ event.data.order_id }}"}
+steps:
+  - send: {channel: sms, text: "Thanks"}
+""")
+    routed = await harness.fire("order.placed", "c-1", {"order_id": "o-1"})
+    run = routed.started[0]
     with Session(harness.engine) as session:
-        assert session.get(ActiveRun, RUN) is not None
+        assert session.get(ActiveRun, run) is not None  # indexed before the run can wait
 
-    status = await harness.finish(RUN)
+    status = await harness.finish(run)
 
     assert status.state == "completed"
     with Session(harness.engine) as session:
-        assert session.get(ActiveRun, RUN) is None
+        assert session.get(ActiveRun, run) is None

@@ -37,7 +37,7 @@ TRIGGER_MEMO = sa_keys.TRIGGER_MEMO
 
 _START_POLICIES = {
     # A run in flight gets the new trigger as the `restart` signal and stops gracefully.
-    "restart": (WorkflowIDConflictPolicy.USE_EXISTING, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+    "restart": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "ignore": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "parallel": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "once": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.REJECT_DUPLICATE),
@@ -190,14 +190,33 @@ class EventRouter:
 
     async def _start(self, plan: Plan, event: EventIn, workflow_id: str,
                      conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy) -> None:
-        """Start the run; for `re_entry: restart`, signal-with-start: a run in flight gets the
-        new input as its `restart` signal (a run that has just begun ignores its own trigger,
-        and so does one given the same event again)."""
+        """Start the run. For `re_entry: restart`, a run in flight gets the new input as its
+        `restart` signal and stops gracefully (a repeated event is ignored by the run)."""
         inp = RunInput(plan=plan, customer_id=event.customer_id,
                        trigger_event=event.keeping(plan.event_fields))
-        restart: dict[str, Any] = (
-            {"start_signal": "restart", "start_signal_args": [inp]}
-            if plan.re_entry == "restart" else {})
+        if plan.re_entry != "restart":
+            await self._start_run(plan, inp, workflow_id, conflict, reuse)
+            return
+        for _ in range(3):
+            try:
+                await self._start_run(plan, inp, workflow_id, WorkflowIDConflictPolicy.FAIL,
+                                      reuse)
+                return
+            except WorkflowAlreadyStartedError:
+                pass
+            try:
+                await self._client.get_workflow_handle(workflow_id).signal(
+                    JourneyRun.restart, inp)
+                return
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                # the run ended between the start and the signal: start again
+        raise WorkflowAlreadyStartedError(workflow_id, "JourneyRun")
+
+    async def _start_run(self, plan: Plan, inp: RunInput, workflow_id: str,
+                         conflict: WorkflowIDConflictPolicy,
+                         reuse: WorkflowIDReusePolicy) -> None:
         await self._client.start_workflow(
             JourneyRun.run,
             inp,
@@ -205,12 +224,11 @@ class EventRouter:
             task_queue=self._task_queue,
             id_conflict_policy=conflict,
             id_reuse_policy=reuse,
-            static_summary=run_summary(plan, event.customer_id),
-            memo={TRIGGER_MEMO: event.event_id},
-            **restart,
+            static_summary=run_summary(plan, inp.customer_id),
+            memo={TRIGGER_MEMO: inp.trigger_event.event_id},
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa_keys.JOURNEY, plan.journey),
-                SearchAttributePair(sa_keys.CUSTOMER, event.customer_id),
+                SearchAttributePair(sa_keys.CUSTOMER, inp.customer_id),
                 SearchAttributePair(sa_keys.VERSION, plan.version),
                 SearchAttributePair(sa_keys.STEP, "start"),
             ]),
