@@ -150,9 +150,46 @@ steps:
     return "journey/replay-quiet/c-quiet"
 
 
+async def restart(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+    """`re_entry: restart`: a new trigger stops the run in its wait; it continues as new."""
+    h.publish("""
+journey: replay-restart
+trigger: {event: cart.updated}
+steps:
+  - wait: 1d
+""")
+    await h.fire("cart.updated", "c-replay", event_id="restart-1")
+    first = (await h.handle("journey/replay-restart/c-replay").describe()).run_id
+    await h.fire("cart.updated", "c-replay", event_id="restart-2")
+
+    async def restarted() -> bool:
+        return (await h.handle("journey/replay-restart/c-replay").describe()).run_id != first
+    await eventually(restarted, timeout=60, message="restarted")
+    await h.handle("journey/replay-restart/c-replay").terminate(reason="recorded")
+    return f"journey/replay-restart/c-replay@{first}"
+
+
+async def refused_condition(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+    """Conditions that cannot be evaluated (text compared with a number) do not hold."""
+    h.publish("""
+journey: replay-refused
+trigger: {event: cart.updated}
+exit_on: [{event: order.placed, where: "event.data.total > 100"}]
+steps:
+  - branch: {if: "event.data.total > 100", then: [{wait: 1h}]}
+  - wait_for: {event: order.paid, where: "event.data.total > 100", timeout: 1d}
+""")
+    await h.fire("cart.updated", "c-replay", {"total": "many"})
+    await h.fire("order.placed", "c-replay", {"total": "lots"})
+    await h.fire("order.paid", "c-replay", {"total": "n/a"})
+    await h.finish("journey/replay-refused/c-replay")
+    return "journey/replay-refused/c-replay"
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "refused_condition": refused_condition,
     "control_steps": control_steps, "exit_on": exit_on, "holdout": holdout,
-    "send_receipts": send_receipts, "quiet_hours": quiet_hours,
+    "send_receipts": send_receipts, "quiet_hours": quiet_hours, "restart": restart,
 }
 
 
@@ -171,10 +208,11 @@ async def record(tag: str, names: list[str]) -> None:
             add_customer(engine, "c-quiet", time_zone="Asia/Vladivostok")
             for name in names:
                 box.faults = Faults()
-                workflow_id = await SCENARIOS[name](env, h, box)
-                status = await h.status(workflow_id)
-                print(f"{name}: {status.state}", [(s.step_id, s.outcome) for s in status.steps])
-                history = await h.handle(workflow_id).fetch_history()
+                workflow_id, _, run_id = (await SCENARIOS[name](env, h, box)).partition("@")
+                handle = h.client.get_workflow_handle(workflow_id, run_id=run_id or None)
+                history = await handle.fetch_history()
+                print(f"{name}: {len(history.events)} events, ending with "
+                      f"{history.events[-1].WhichOneof('attributes')}")
                 (HERE / f"{name}_{tag}.json").write_text(history.to_json())
 
 
