@@ -88,7 +88,7 @@ async def _ended(h: Harness, workflow_id: str) -> None:
     await eventually(ended, timeout=60, message=f"{workflow_id} ended")
 
 
-async def control_steps(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+async def control_steps(env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
     """wait, wait_until (both forms), wait_for (received, timed out), branch, split, exit."""
     h.publish(CONTROL)
     await h.fire("cart.updated", "c-replay", {"cart_id": "k1"})
@@ -99,7 +99,7 @@ async def control_steps(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> s
     return "journey/replay-control/c-replay/k1"
 
 
-async def exit_on(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+async def exit_on(_env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
     """An `exit_on` event whose condition fails once, then holds."""
     h.publish(EXIT_ON)
     await h.fire("cart.updated", "c-replay")
@@ -109,7 +109,7 @@ async def exit_on(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
     return "journey/replay-exit-on/c-replay"
 
 
-async def holdout(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+async def holdout(_env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
     """A split that puts the customer in the holdout."""
     h.publish(HOLDOUT)
     await h.fire("cart.updated", "c-replay")
@@ -117,7 +117,7 @@ async def holdout(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
     return "journey/replay-holdout/c-replay"
 
 
-async def send_receipts(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+async def send_receipts(_env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
     """Prepare, deliver, an undelivered receipt and a new round, a delivered receipt; then a
     rejected receipt and the fallback to email."""
     h.publish(SEND)
@@ -132,7 +132,7 @@ async def send_receipts(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> s
     return "journey/replay-send/c-replay"
 
 
-async def quiet_hours(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+async def quiet_hours(env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
     """A send in the customer's quiet hours waits for the window, then passes the gate."""
     zone = ZoneInfo("Asia/Vladivostok")
     local = (await env.get_current_time()).astimezone(zone)
@@ -150,7 +150,7 @@ steps:
     return "journey/replay-quiet/c-quiet"
 
 
-async def restart(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+async def restart(_env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
     """`re_entry: restart`: a new trigger stops the run in its wait; it continues as new."""
     h.publish("""
 journey: replay-restart
@@ -169,7 +169,7 @@ steps:
     return f"journey/replay-restart/c-replay@{first}"
 
 
-async def refused_condition(env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+async def refused_condition(_env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
     """Conditions that cannot be evaluated (text compared with a number) do not hold."""
     h.publish("""
 journey: replay-refused
