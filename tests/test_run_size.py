@@ -122,3 +122,35 @@ async def test_signals_carry_only_the_event_fields_the_journey_reads(
         if e.HasField("workflow_execution_signaled_event_attributes")) if a.signal_name == "event"]
     assert trigger["data"] == {"tier": "gold"}
     assert [s["data"] for s in signals] == [{"total": 5, "order_id": "o-1"}]
+
+
+def test_the_inbox_keeps_only_what_a_listener_may_read_and_bounded_ids() -> None:
+    from tropa.workflows.inbox import EXIT, RECENT_IDS, STEP, Inbox
+
+    inbox = Inbox()
+    inbox.close(EXIT)  # a journey without exit_on
+    assert inbox.add(_event(1, "order.paid", {}))
+    assert len(inbox) == 0  # nobody listens: not kept
+    assert not inbox.add(_event(1, "order.paid", {}))  # a duplicate
+    seen = inbox.open(STEP)
+    for n in range(2, 5):
+        inbox.add(_event(n, "order.paid", {}))
+    assert [e.event_id for e in inbox.since(seen)] == ["y-2", "y-3", "y-4"]
+    inbox.advance(STEP, seen + 2)
+    assert [e.event_id for e in inbox.since(seen)] == ["y-4"]
+    inbox.close(STEP)
+    assert len(inbox) == 0
+    for n in range(10, 10 + 2 * RECENT_IDS):
+        inbox.add(_event(n, "order.paid", {}))
+    pending, cursors, ids = inbox.export()
+    assert pending == [] and cursors == {} and len(ids) == RECENT_IDS
+
+
+def test_the_compiler_records_the_event_fields_and_step_outputs_a_journey_reads() -> None:
+    from tropa.dsl.compiler import compile_journey
+
+    plan = compile_journey(LOYAL)
+    assert (plan.event_fields, plan.step_outputs) == (
+        ["order_id", "reason", "tier", "total"], ["wait_for"])
+    whole = compile_journey(LOYAL.replace("{{ event.data.tier }}", "{{ event.data }}"))
+    assert whole.event_fields is None

@@ -33,7 +33,8 @@ class Inbox:
 
     def restore(self, pending: list[EventIn], cursors: dict[str, int], seen: list[str]) -> None:
         """Take what a run continued-as-new carried; before any listener opens."""
-        arrived = [e for e in self._events if e.event_id not in set(seen)]
+        carried = set(seen)
+        arrived = [e for e in self._events if e.event_id not in carried]
         self._events = [*pending, *arrived]
         self._base = 0
         self._seen = dict.fromkeys([*seen, *self._seen][-RECENT_IDS:])

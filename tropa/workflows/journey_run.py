@@ -227,7 +227,8 @@ class JourneyRun:
             batch = self.inbox.since(seen)
             for event in batch:
                 for rule in rules:
-                    if rule.event == event.type and await self.holds(rule.where, event):
+                    if rule.event == event.type and await self.holds(
+                            rule.where, event, label=f"exit_on {rule.event}"):
                         return f"exit_on {event.type}"
             seen = seen + len(batch) if self.versioned else self.inbox.end()
             self.inbox.advance(EXIT, seen)
@@ -356,7 +357,8 @@ class JourneyRun:
                 return True
             self._continue_as_new(step.id, until)
 
-    async def holds(self, condition: str | None, event: EventIn | None) -> bool:
+    async def holds(self, condition: str | None, event: EventIn | None,
+                    label: str | None = None) -> bool:
         """Whether a condition holds; one that cannot be evaluated on this data does not, and
         the reason goes into the current step's detail."""
         if not condition:
@@ -369,7 +371,7 @@ class JourneyRun:
                 "tropa.evaluate",
                 EvaluateInput(customer_id=self._run_input().customer_id, expression=condition,
                               context=context),
-                result_type=bool, summary=f"{self._current or 'exit_on'}: condition",
+                result_type=bool, summary=f"{label or self._current}: condition",
                 **control.LOCAL,
             ))
         except (ActivityError, ApplicationError) as err:
