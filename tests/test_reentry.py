@@ -105,7 +105,7 @@ steps:
     with Session(harness.engine) as session:
         assert session.get(ActiveRun, run) is not None  # indexed before the run can wait
 
-    status = await harness.finish(run)
+    status = await harness.ended(run)
 
     assert status.state == "completed"
     with Session(harness.engine) as session:

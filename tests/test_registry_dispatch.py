@@ -5,6 +5,7 @@ the journey (run, timer and activity summaries)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -73,11 +74,15 @@ async def harness(time_skipping: WorkflowEnvironment, engine: sa.Engine, setting
 
 
 async def test_the_send_call_is_the_declared_one_and_the_web_ui_reads_like_the_journey(
-        harness: Harness) -> None:
+        harness: Harness, time_skipping: WorkflowEnvironment) -> None:
     version = harness.publish(JOURNEY)
     add_customer(harness.engine, "c-1")
     await harness.fire("cart.updated", "c-1")
-    status = await harness.finish("journey/summaries/c-1")
+    await harness.at("journey/summaries/c-1", "1-wait")
+    await time_skipping.sleep(timedelta(hours=2))
+    await harness.at("journey/summaries/c-1", "3-wait_for")
+    await time_skipping.sleep(timedelta(days=2))
+    status = await harness.ended("journey/summaries/c-1")
     assert [s.outcome for s in status.steps] == ["waited", "accepted", "timed_out"]
 
     handle = harness.handle("journey/summaries/c-1")

@@ -16,7 +16,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.harness import Harness, running
 from tests.support.journeys import add_customer
-from tests.support.waiting import eventually
 from tropa.settings import Settings
 
 JOURNEY = """
@@ -41,12 +40,6 @@ async def harness(time_skipping: WorkflowEnvironment, engine: sa.Engine, setting
         yield h
 
 
-async def _at(harness: Harness, run: str, step: str) -> None:
-    async def there() -> bool:
-        return (await harness.status(run)).current_step == step
-    await eventually(there, message=f"{run} at {step}")
-
-
 async def test_conditions_that_cannot_be_evaluated_do_not_hold_and_the_run_goes_on(
         harness: Harness) -> None:
     run = "journey/big-spender/c-1"
@@ -57,11 +50,11 @@ async def test_conditions_that_cannot_be_evaluated_do_not_hold_and_the_run_goes_
     # ...and the interpreter counts such a condition as not holding.
     started = await harness.fire("cart.updated", "c-1", {"total": 500})
     assert started.started == [run]
-    await _at(harness, run, "2-wait_for")
+    await harness.at(run, "2-wait_for")
     await harness.fire("order.placed", "c-1", {"total": "a lot"})  # exit_on: cannot compare
     await harness.fire("order.paid", "c-1", {"total": "n/a"})  # wait_for: cannot compare
     await harness.fire("order.paid", "c-1", {"total": 300})
-    await _at(harness, run, "3-wait")
+    await harness.at(run, "3-wait")
 
     status = await harness.status(run)
     assert status.state == "running"
@@ -72,7 +65,7 @@ async def test_conditions_that_cannot_be_evaluated_do_not_hold_and_the_run_goes_
     assert "`event.data.total > 1000` could not be evaluated" in wait_for.detail
 
     await harness.fire("order.placed", "c-1", {"total": 5000})
-    final = await harness.finish(run)
+    final = await harness.ended(run)
     assert final.state == "exited"
     assert final.steps[-1].outcome == "exited"
 
@@ -89,9 +82,10 @@ steps:
       else: [{wait: 1h}]
 """)
     await harness.fire("cart.updated", "c-1", {"total": "lots"})
+    await harness.at("journey/branchy/c-1", "1-branch/else/1-wait")
     await time_skipping.sleep(timedelta(hours=2))
 
-    status = await harness.finish("journey/branchy/c-1")
+    status = await harness.ended("journey/branchy/c-1")
 
     assert status.state == "completed"
     assert status.steps[0].outcome == "else"

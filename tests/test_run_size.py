@@ -23,7 +23,6 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import SandboxServer
 from tests.support.harness import Harness, running
 from tests.support.journeys import add_customer
-from tests.support.waiting import eventually
 from tropa.dsl.plan import EventIn
 from tropa.settings import Settings
 from tropa.workflows.journey_run import JourneyRun
@@ -74,9 +73,7 @@ async def test_a_year_of_events_keeps_every_history_small_and_the_status_whole(
         harness: Harness, time_skipping: WorkflowEnvironment, sandbox: SandboxServer) -> None:
     await harness.fire("member.joined", "c-1", {"tier": "gold", "noise": "x" * 500})
 
-    async def waiting() -> bool:
-        return (await harness.status(RUN)).current_step == "2-wait_for"
-    await eventually(waiting, message="run waiting for an order")
+    await harness.at(RUN, "2-wait_for")
     handle = harness.handle(RUN)
     batch = 250
     for start in range(0, EVENTS, batch):
@@ -92,7 +89,7 @@ async def test_a_year_of_events_keeps_every_history_small_and_the_status_whole(
     await handle.signal(JourneyRun.event, _event(EVENTS, "order.paid",
                                                  {"total": 250_000, "order_id": "big"}))
 
-    status = await harness.finish(RUN)
+    status = await harness.ended(RUN, timeout=120)
 
     assert status.state == "completed"
     assert status.continued >= 1

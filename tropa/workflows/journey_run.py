@@ -50,8 +50,8 @@ Runs started before it replay on the old command sequence (see docs/extending.md
 HISTORY_LIMIT = 3000
 """Continue as new past this many history events, even if the server does not suggest it
 (its own suggestion comes at 4,096 events by default)."""
-RESTART_GRACE = timedelta(minutes=1)
-"""How long a restarting run lets an activity step in flight (a send) finish."""
+STOP_GRACE = timedelta(minutes=1)
+"""How long a run ending early (exit_on, restart) lets an activity step in flight finish."""
 MAX_NOTES = 3
 
 
@@ -152,7 +152,7 @@ class JourneyRun:
             watcher.cancel()
             await self._restart(body)
         if watcher.done() and not body.done():
-            await self._stop(body, "exited", watcher.result())
+            await self._stop_gracefully(body, "exited", watcher.result())
             self._state = "exited"
         else:
             watcher.cancel()
@@ -246,19 +246,30 @@ class JourneyRun:
         self.finish_current(outcome, detail)
         await asyncio.gather(body, return_exceptions=True)
 
+    async def _stop_gracefully(self, body: asyncio.Future[None], outcome: str,
+                               detail: str) -> None:
+        """Like `_stop`, but a send (or another activity step) in flight may finish first,
+        for up to STOP_GRACE; waits are cut at once. Runs of older revisions stop at once."""
+        if not self.versioned:
+            await self._stop(body, outcome, detail)
+            return
+        self._stopping = True
+        if self._current_kind == "activity":
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(body.done, timeout=STOP_GRACE,
+                                              timeout_summary="stop: let the step finish")
+        if not body.done():
+            await self._stop(body, outcome, detail)
+        elif self._records:
+            last = self._records[-1]
+            last.detail = "; ".join(p for p in (last.detail, f"then {detail}") if p)
+
     async def _restart(self, body: asyncio.Future[None]) -> NoReturn:
         """Stop gracefully for a new trigger, then continue as new with it."""
         new = self._restart_to
         assert new is not None
-        self._stopping = True
-        reason = f"restarted by event {new.trigger_event.event_id}"
-        if self._current_kind == "activity":
-            # A send (or another activity step) in flight finishes; waits do not.
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(body.done, timeout=RESTART_GRACE,
-                                              timeout_summary="restart: let the step finish")
-        if not body.done():
-            await self._stop(body, "cancelled", reason)
+        await self._stop_gracefully(body, "cancelled",
+                                    f"restarted by event {new.trigger_event.event_id}")
         self._state = "exited"
         self._current = None
         workflow.upsert_search_attributes([sa.STEP.value_set("end:restarted")])
