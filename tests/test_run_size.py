@@ -99,6 +99,8 @@ async def test_a_year_of_events_keeps_every_history_small_and_the_status_whole(
     assert [m["text"] for m in sandbox.sent("sms")] == [
         "Welcome to the gold tier", "Thanks for order big"]
     executions = await _executions(harness)
+    print(f"{EVENTS} events: {len(executions)} executions, history lengths "
+          f"{[length for _, length, _ in executions]}")
     assert len(executions) == status.continued + 1
     assert max(length for _, length, _ in executions) < SUGGESTED_LIMIT
     # the input carries only the event fields the journey reads
