@@ -77,7 +77,10 @@ class Harness:
         from tests.support.waiting import eventually
 
         async def done() -> RunStatus | None:
-            status = await self.status(workflow_id)
+            try:
+                status = await self.status(workflow_id)
+            except RPCError:
+                return None  # a busy worker did not answer the query in time: ask again
             return status if status.state != "running" else None
         return await eventually(done, timeout=timeout, message=f"{workflow_id} ended")
 
@@ -86,7 +89,10 @@ class Harness:
         from tests.support.waiting import eventually
 
         async def there() -> bool:
-            return (await self.status(workflow_id)).current_step == step_id
+            try:
+                return (await self.status(workflow_id)).current_step == step_id
+            except RPCError:
+                return False
         await eventually(there, message=f"{workflow_id} at {step_id}")
 
     async def status(self, workflow_id: str) -> RunStatus:

@@ -47,9 +47,10 @@ PATCH = "tropa-interpreter-3"
 """The interpreter revision that dispatches through the registry, lets conditions that cannot
 be evaluated count as false, continues as new, restarts gracefully and forgets ActiveRun rows.
 Runs started before it replay on the old command sequence (see docs/extending.md)."""
-HISTORY_LIMIT = 3000
+HISTORY_LIMIT = 2500
 """Continue as new past this many history events, even if the server does not suggest it
-(its own suggestion comes at 4,096 events by default)."""
+(its own suggestion comes at 4,096 events by default; a burst of signals handled in one go
+may add several hundred events before the run gets to continue)."""
 STOP_GRACE = timedelta(minutes=1)
 """How long a run ending early (exit_on, restart) lets an activity step in flight finish."""
 MAX_NOTES = 3
