@@ -186,7 +186,28 @@ steps:
     return "journey/replay-refused/c-replay"
 
 
+async def exit_during_send(_env: WorkflowEnvironment, h: Harness, box: Sandbox) -> str:
+    """An `exit_on` event while a send is with the provider: the send finishes, then the run
+    ends."""
+    h.publish("""
+journey: replay-exit-send
+settings: {category: service}
+trigger: {event: go}
+exit_on: [stop]
+steps:
+  - send: {channel: sms, text: first}
+  - wait: 1h
+""")
+    box.faults = Faults(slow_seconds=1.5)
+    await h.fire("go", "c-replay")
+    await eventually(lambda: box.calls, timeout=30, message="the provider call began")
+    await h.fire("stop", "c-replay")
+    await _ended(h, "journey/replay-exit-send/c-replay")
+    return "journey/replay-exit-send/c-replay"
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "exit_during_send": exit_during_send,
     "refused_condition": refused_condition,
     "control_steps": control_steps, "exit_on": exit_on, "holdout": holdout,
     "send_receipts": send_receipts, "quiet_hours": quiet_hours, "restart": restart,
