@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,11 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.name)
 async def test_saved_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json("journey/replay-sample/c-replay/k1", path.read_text())
+    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     replayer = Replayer(workflows=[JourneyRun], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
 def test_there_is_a_history_to_replay() -> None:
-    assert HISTORIES, "record one with: .venv/bin/python -m tests.histories.record"
+    assert HISTORIES, "record them with: .venv/bin/python -m tests.histories.record <tag>"

@@ -71,6 +71,31 @@ class Harness:
         async with unlocked():
             return await handle.result()
 
+    async def ended(self, workflow_id: str, timeout: float = 60.0) -> RunStatus:
+        """The run's status once it has ended, polled without asking the test server to skip
+        time (its automatic skipping can be held back by an activity a previous test left
+        in flight); tests move time with `env.sleep` instead."""
+        from tests.support.waiting import eventually
+
+        async def done() -> RunStatus | None:
+            try:
+                status = await self.status(workflow_id)
+            except RPCError:
+                return None  # a busy worker did not answer the query in time: ask again
+            return status if status.state != "running" else None
+        return await eventually(done, timeout=timeout, message=f"{workflow_id} ended")
+
+    async def at(self, workflow_id: str, step_id: str) -> None:
+        """Wait until the run is at `step_id`."""
+        from tests.support.waiting import eventually
+
+        async def there() -> bool:
+            try:
+                return (await self.status(workflow_id)).current_step == step_id
+            except RPCError:
+                return False
+        await eventually(there, message=f"{workflow_id} at {step_id}")
+
     async def status(self, workflow_id: str) -> RunStatus:
         return await self.handle(workflow_id).query(JourneyRun.status)  # type: ignore[no-any-return]
 

@@ -16,6 +16,7 @@ from tropa.dsl.expressions import ExpressionError, evaluate
 from tropa.loyalty.template_view import with_loyalty
 from tropa.settings import Settings, get_settings
 from tropa.store.db import session_scope
+from tropa.store.models import ActiveRun
 from tropa.workflows.inputs import EvaluateInput, NextLocalTimeInput
 
 
@@ -54,4 +55,12 @@ def interpreter_activities(engine: sa.Engine,
             zone_name = load_customer(session, inp.customer_id).time_zone
         return next_local(inp.after, inp.at, customer_zone(zone_name))
 
-    return [evaluate_condition, next_local_time]
+    @activity.defn(name="tropa.forget_run")
+    def forget_run(workflow_id: str) -> None:
+        """A keyed or parallel run has ended: the router no longer signals it."""
+        with session_scope(engine) as session:
+            row = session.get(ActiveRun, workflow_id)
+            if row is not None:
+                session.delete(row)
+
+    return [evaluate_condition, next_local_time, forget_run]

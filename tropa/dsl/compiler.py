@@ -8,6 +8,7 @@ from typing import Any
 
 from tropa.dsl.plan import ExitRule, Plan, PlanStep, Trigger
 from tropa.dsl.positions import load_with_positions
+from tropa.dsl.reads import Reads
 from tropa.dsl.validate import CheckedJourney, CheckedStep, Validator
 from tropa.errors import JourneyInvalid, Problem
 from tropa.steps.registry import Registry, registry
@@ -53,8 +54,25 @@ def build_plan(checked: CheckedJourney) -> Plan:
         exit_on=[ExitRule(event=e.event, where=e.where) for e in spec.exit_on],
         steps=_steps(checked.steps, ""),
     )
+    plan.event_fields, plan.step_outputs = reads_of(checked).sorted()
     plan.version = content_hash(plan)
     return plan
+
+
+def reads_of(checked: CheckedJourney) -> Reads:
+    """The event fields and step outputs the journey's templates and conditions read (the
+    trigger's are read by the router from the whole event, before a run exists)."""
+    reads = Reads()
+    for rule in checked.spec.exit_on:
+        if rule.where:
+            reads.add_source(rule.where, condition=True)
+    stack = list(checked.steps)
+    while stack:
+        step = stack.pop()
+        reads.add_params(step.params)
+        for children in step.children.values():
+            stack.extend(children)
+    return reads
 
 
 def content_hash(plan: Plan) -> str:

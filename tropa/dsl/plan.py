@@ -70,18 +70,24 @@ class Plan(BaseModel):
     trigger: Trigger
     exit_on: list[ExitRule] = Field(default_factory=list)
     steps: list[PlanStep]
+    event_fields: list[str] | None = None
+    """Keys of `event.data` that templates and conditions read; a run is given only these.
+    None (plans compiled before this field, or a template reading `event.data` as a whole):
+    all of them."""
+    step_outputs: list[str] | None = None
+    """Keys of `steps` that templates and conditions read; an activity is given only these.
+    None: all of them."""
 
-    def listens_to(self) -> set[str]:
-        """Event types that a run of this plan may receive as signals."""
-        types = {rule.event for rule in self.exit_on}
-        stack = list(self.steps)
+    def walk(self) -> list[PlanStep]:
+        """Every step, nested ones included, parents before their children."""
+        found: list[PlanStep] = []
+        stack = list(reversed(self.steps))
         while stack:
             step = stack.pop()
-            if step.type == "wait_for":
-                types.add(str(step.params["event"]))
-            for children in step.children.values():
-                stack.extend(children)
-        return types
+            found.append(step)
+            for children in reversed(list(step.children.values())):
+                stack.extend(reversed(children))
+        return found
 
 
 class EventIn(BaseModel):
@@ -93,6 +99,14 @@ class EventIn(BaseModel):
     occurred_at: datetime
     data: dict[str, Any] = Field(default_factory=dict)
 
+    def keeping(self, fields: list[str] | None) -> EventIn:
+        """This event with only the `data` keys a journey reads (all when None)."""
+        if fields is None:
+            return self
+        wanted = set(fields)
+        return self.model_copy(update={"data": {k: v for k, v in self.data.items()
+                                                 if k in wanted}})
+
 
 class RunInput(BaseModel):
     """Everything a JourneyRun needs: the Plan is part of it, so edits never touch runs."""
@@ -100,6 +114,43 @@ class RunInput(BaseModel):
     plan: Plan
     customer_id: str
     trigger_event: EventIn
+    run_key: str | None = None
+    """Basis of the run's idempotency keys; None: the first execution's run id. A run
+    restarted by a new trigger gets a key of its own, so its sends are new messages."""
+    resume: Resume | None = None
+    """Where a continued-as-new run picks up; None for a fresh run."""
+
+
+class StepRecord(BaseModel):
+    """A step as shown in a run's status."""
+
+    step_id: str
+    type: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = "running"
+    detail: str = ""
+
+
+class Resume(BaseModel):
+    """A run's state carried across continue-as-new: where it is and what it knows."""
+
+    step_id: str | None
+    """The step to go on with; the last record is that step's when it was under way."""
+    deadline: datetime | None = None
+    """When the wait under way ends (wait, wait_until, wait_for)."""
+    records: list[StepRecord] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    pending: list[EventIn] = Field(default_factory=list)
+    """Events a listener has not looked at yet."""
+    exit_from: int = 0
+    """Index into `pending` the `exit_on` watcher goes on from."""
+    step_from: int | None = None
+    """Index into `pending` the `wait_for` under way goes on from."""
+    seen_event_ids: list[str] = Field(default_factory=list)
+    receipts: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    continued: int = 0
 
 
 class RunRef(BaseModel):
@@ -132,17 +183,6 @@ class StepResult(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class StepRecord(BaseModel):
-    """A step as shown in a run's status."""
-
-    step_id: str
-    type: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    outcome: str = "running"
-    detail: str = ""
-
-
 class RunStatus(BaseModel):
     """The answer of the `status` query."""
 
@@ -152,3 +192,10 @@ class RunStatus(BaseModel):
     state: Literal["running", "completed", "exited", "failed"]
     current_step: str | None
     steps: list[StepRecord]
+    continued: int = 0
+    """How many times the run continued as new to keep its history small."""
+    run_key: str | None = None
+    """The middle part of the run's message idempotency keys (`<workflow>/<key>/<step>`)."""
+
+
+RunInput.model_rebuild()

@@ -40,12 +40,11 @@ CLAIM_TIMEOUT = timedelta(seconds=30)
 # work to well under a second; this is the safety net, generous so a busy machine never
 # skips a trigger that would have matched.
 TRIGGER_TIMEOUT = 5.0
-# The memo holds the trigger's event id (never personal data), so a repeated event is
-# recognised by the run it already started.
-TRIGGER_MEMO = "trigger_event_id"
+TRIGGER_MEMO = sa_keys.TRIGGER_MEMO
 
 _START_POLICIES = {
-    "restart": (WorkflowIDConflictPolicy.TERMINATE_EXISTING, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+    # A run in flight gets the new trigger as the `restart` signal and stops gracefully.
+    "restart": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "ignore": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "parallel": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.ALLOW_DUPLICATE),
     "once": (WorkflowIDConflictPolicy.FAIL, WorkflowIDReusePolicy.REJECT_DUPLICATE),
@@ -74,6 +73,12 @@ def run_id_for(plan: Plan, customer_id: str, key: str | None, event_id: str) -> 
     if plan.re_entry == "parallel":
         parts.append(event_id)
     return "/".join(parts)
+
+
+def run_summary(plan: Plan, customer_id: str) -> str:
+    """The run's line in the Temporal Web UI: journey, version, customer id (no personal
+    data: the id is the shop's own key)."""
+    return f"{plan.journey} · version {plan.version} · customer {customer_id}"
 
 
 class EventRouter:
@@ -197,10 +202,7 @@ class EventRouter:
         remembered = (plan.trigger.key is not None or plan.re_entry == "parallel") and (
             await run_in_threadpool(self._remember_run, workflow_id, plan, event.customer_id))
         try:
-            if plan.re_entry == "restart":
-                await self._restart(plan, event, workflow_id)
-            else:
-                await self._start(plan, event, workflow_id, *_START_POLICIES[plan.re_entry])
+            await self._start(plan, event, workflow_id, *_START_POLICIES[plan.re_entry])
         except WorkflowAlreadyStartedError:
             if remembered:
                 await run_in_threadpool(self._forget_run, workflow_id)
@@ -210,34 +212,47 @@ class EventRouter:
         routed.started.append(workflow_id)
         return True
 
-    async def _restart(self, plan: Plan, event: EventIn, workflow_id: str) -> None:
-        """Start, replacing a run in flight, unless that run came from this very event (a
-        client repeating an event whose first routing failed half-way)."""
-        try:
-            await self._start(plan, event, workflow_id, WorkflowIDConflictPolicy.FAIL,
-                              WorkflowIDReusePolicy.ALLOW_DUPLICATE)
-            return
-        except WorkflowAlreadyStartedError:
-            pass
-        description = await self._client.get_workflow_handle(workflow_id).describe()
-        memo = await description.memo()
-        if memo.get(TRIGGER_MEMO) == event.event_id:
-            return
-        await self._start(plan, event, workflow_id, *_START_POLICIES["restart"])
-
     async def _start(self, plan: Plan, event: EventIn, workflow_id: str,
                      conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy) -> None:
+        """Start the run. For `re_entry: restart`, a run in flight gets the new input as its
+        `restart` signal and stops gracefully (a repeated event is ignored by the run)."""
+        inp = RunInput(plan=plan, customer_id=event.customer_id,
+                       trigger_event=event.keeping(plan.event_fields))
+        if plan.re_entry != "restart":
+            await self._start_run(plan, inp, workflow_id, conflict, reuse)
+            return
+        for _ in range(3):
+            try:
+                await self._start_run(plan, inp, workflow_id, WorkflowIDConflictPolicy.FAIL,
+                                      reuse)
+                return
+            except WorkflowAlreadyStartedError:
+                pass
+            try:
+                await self._client.get_workflow_handle(workflow_id).signal(
+                    JourneyRun.restart, inp)
+                return
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                # the run ended between the start and the signal: start again
+        raise WorkflowAlreadyStartedError(workflow_id, "JourneyRun")
+
+    async def _start_run(self, plan: Plan, inp: RunInput, workflow_id: str,
+                         conflict: WorkflowIDConflictPolicy,
+                         reuse: WorkflowIDReusePolicy) -> None:
         await self._client.start_workflow(
             JourneyRun.run,
-            RunInput(plan=plan, customer_id=event.customer_id, trigger_event=event),
+            inp,
             id=workflow_id,
             task_queue=self._task_queue,
             id_conflict_policy=conflict,
             id_reuse_policy=reuse,
-            memo={TRIGGER_MEMO: event.event_id},
+            static_summary=run_summary(plan, inp.customer_id),
+            memo={TRIGGER_MEMO: inp.trigger_event.event_id},
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa_keys.JOURNEY, plan.journey),
-                SearchAttributePair(sa_keys.CUSTOMER, event.customer_id),
+                SearchAttributePair(sa_keys.CUSTOMER, inp.customer_id),
                 SearchAttributePair(sa_keys.VERSION, plan.version),
                 SearchAttributePair(sa_keys.STEP, "start"),
             ]),
@@ -252,7 +267,8 @@ class EventRouter:
             if workflow_id in routed.signalled:
                 continue
             try:
-                await self._client.get_workflow_handle(workflow_id).signal(JourneyRun.event, event)
+                await self._client.get_workflow_handle(workflow_id).signal(
+                    JourneyRun.event, event.keeping(plan.event_fields))
                 routed.signalled.append(workflow_id)
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from tropa.clock import utcnow
 from tropa.dsl.compiler import compile_journey
 from tropa.dsl.plan import Plan
+from tropa.steps.registry import registry
 from tropa.store.db import session_scope
 from tropa.store.models import Journey, JourneyVersion
 
@@ -183,6 +184,6 @@ class JourneyCatalogue:
                 journey = journeys[row.journey]
                 if journey.status == "published" and journey.live_version == row.version:
                     catalogue.triggers.setdefault(plan.trigger.event, []).append(plan)
-                for event_type in plan.listens_to():
+                for event_type in registry().events_listened(plan):
                     catalogue.listeners.setdefault(event_type, []).append(plan)
         return catalogue

@@ -158,7 +158,9 @@ async def run_detail(client: Client, engine: sa.Engine, workflow_id: str) -> Run
         info.current_step = status.current_step
         if info.state in ("running", "completed"):
             info.state = status.state
-    messages = await run_in_threadpool(_messages, engine, workflow_id, desc.run_id)
+    # A run that continued as new or was restarted names its key in its status.
+    key = status.run_key if status is not None and status.run_key else desc.run_id
+    messages = await run_in_threadpool(_messages, engine, workflow_id, key)
     return RunDetail(info=info, steps=status.steps if status else None, messages=messages)
 
 

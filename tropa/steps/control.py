@@ -1,4 +1,9 @@
-"""Control steps: the interpreter performs them itself, with timers, conditions and signals."""
+"""Control steps: performed in the workflow itself, with timers, conditions and signals.
+
+Each is declared here like an activity step; its `handler` (in `tropa.workflows.control`) is
+the workflow code the interpreter dispatches to. Step lists are the parameter fields marked
+`x-steps`; the event a step waits for is the parameter named by `listens`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,15 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from tropa.dsl.durations import Duration
 from tropa.dsl.moments import Moment
 from tropa.steps.registry import StepType
+from tropa.workflows import control as flow
 
 StepList = list[dict[str, Any]]
-_STEPS_SCHEMA = {"type": "array", "items": {"$ref": "#/$defs/step"}}
+_STEPS_SCHEMA: dict[str, JsonValue] = {"type": "array", "items": {"$ref": "#/$defs/step"}}
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -128,6 +134,7 @@ _WAIT_HINT = {"widget": "duration"}
 CONTROL_STEPS: tuple[StepType, ...] = (
     StepType(
         name="wait",
+        handler=flow.wait,
         params=WaitParams,
         kind="control",
         label="Wait",
@@ -138,46 +145,50 @@ CONTROL_STEPS: tuple[StepType, ...] = (
     ),
     StepType(
         name="wait_until",
+        handler=flow.wait_until,
         params=WaitUntilParams,
         kind="control",
         label="Wait until",
         description="Pause until a local time of day in the customer's time zone, or a moment",
         shorthand="at",
-        ui={"icon": "clock", "fields": {"at": {"widget": "time"}, "timestamp": {"widget": "datetime"}}},
+        ui={"icon": "clock",
+            "fields": {"at": {"widget": "time"}, "timestamp": {"widget": "datetime"}}},
         examples=({"wait_until": "10:00"},),
     ),
     StepType(
         name="wait_for",
+        handler=flow.wait_for,
         params=WaitForParams,
         kind="control",
         label="Wait for event",
         description="Wait for an event of the customer; run `on_timeout` if it does not come",
-        nested=("on_timeout",),
+        listens="event",
         ui={"icon": "inbox", "fields": {"timeout": _WAIT_HINT, "where": {"widget": "expression"}}},
         examples=({"wait_for": {"event": "order.placed", "timeout": "3d"}},),
     ),
     StepType(
         name="branch",
+        handler=flow.branch,
         params=BranchParams,
         kind="control",
         label="Branch",
         description="Take `then` or `else` by a condition on the customer, event or steps",
-        nested=("then", "else"),
         ui={"icon": "git-branch", "fields": {"if": {"widget": "expression"}}},
         examples=({"branch": {"if": "customer.phone_verified", "then": [{"wait": "1h"}]}},),
     ),
     StepType(
         name="split",
+        handler=flow.split,
         params=SplitParams,
         kind="control",
         label="A/B split",
-        nested=("arms[].steps",),
         description="Send each customer down one weighted arm, stable per customer",
         ui={"icon": "split", "fields": {"holdout": {"widget": "number", "min": 0}}},
         examples=({"split": {"arms": [{"name": "a", "weight": 1}], "holdout": 1}},),
     ),
     StepType(
         name="exit",
+        handler=flow.exit_step,
         params=ExitParams,
         kind="control",
         label="Exit",

@@ -1,22 +1,24 @@
 """The step-type registry.
 
-A step type is declared once: its name, parameter model, UI hints and, for activity steps,
-the activity that performs it with its retry policy. DSL validation, the Plan compiler,
-the worker's activity list and the JSON Schema all read this registry. Third-party
+A step type is declared once: its name, parameter model, UI hints, the step lists it holds
+(parameter fields marked `x-steps`), the event it listens to and what performs it: the
+workflow handler of a control step, or the activity of an activity step with its timeouts
+and retries. DSL validation, the Plan compiler, the interpreter, the event router, the
+worker's activity list and the JSON Schema all read this registry. Third-party
 packages add step types through the entry-point group `tropa.steps`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from tropa.dsl.plan import ActivityCall
+from tropa.dsl.plan import ActivityCall, Plan, PlanStep
 from tropa.logs import get_logger
 
 ENTRY_POINT_GROUP = "tropa.steps"
@@ -26,6 +28,11 @@ log = get_logger("registry")
 # Built by the worker from its dependencies; returns the activity callable (an
 # `@activity.defn` function) that performs the step.
 ActivityFactory = Callable[["WorkerDeps"], Callable[..., Any]]
+
+
+# Workflow code performing a step inside JourneyRun: gets the run (see
+# `tropa.workflows.control.Runtime`) and the step, returns (outcome, detail, steps to run next).
+StepHandler = Callable[[Any, PlanStep], Awaitable[tuple[str, str, list[PlanStep]]]]
 
 
 class WorkerDeps:
@@ -53,11 +60,44 @@ class StepType:
     shorthand: str | None = None
     """Field that a scalar value fills: `wait: 1h` means `wait: {duration: 1h}`."""
     nested: tuple[str, ...] = ()
-    """Parameter fields that hold step lists, validated and compiled as steps."""
+    """Parameter fields that hold step lists (`field` or `list_field[].field`), validated and
+    compiled as steps. Derived from the fields the parameter model marks `x-steps`."""
     call: ActivityCall | None = None
+    """The activity call the interpreter makes for this step: activity, timeouts, retries."""
     activity: ActivityFactory | None = None
+    handler: StepHandler | None = None
+    """Workflow code that performs the step: every control step has one; an activity step
+    needs one only when it is more than one call of `call` (`send`)."""
+    listens: str | None = None
+    """The parameter naming an event type this step waits for: runs get such events."""
     ui: dict[str, Any] = field(default_factory=dict)
     examples: tuple[dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.nested:
+            object.__setattr__(self, "nested", step_lists(self.params))
+
+
+def step_lists(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of a parameter model marked `x-steps`, one level of list nesting deep."""
+    found: list[str] = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if _marked(info.json_schema_extra):
+            found.append(key)
+            continue
+        for inner in _list_models(info.annotation):
+            found += [f"{key}[].{sub}" for sub in step_lists(inner) if "[]" not in sub]
+    return tuple(found)
+
+
+def _marked(extra: Any) -> bool:
+    return isinstance(extra, dict) and extra.get("x-steps") is True
+
+
+def _list_models(annotation: Any) -> list[type[BaseModel]]:
+    args = getattr(annotation, "__args__", ())
+    return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
 
 
 class Registry:
@@ -77,6 +117,8 @@ class Registry:
             raise ValueError(f"step type `{step.name}` is registered twice")
         if step.kind == "activity" and (step.call is None or step.activity is None):
             raise ValueError(f"activity step type `{step.name}` needs `call` and `activity`")
+        if step.kind == "control" and step.handler is None:
+            raise ValueError(f"control step type `{step.name}` needs a `handler`")
         if step.call is not None:
             taken = {s.call.activity: s.name for s in self if s.call is not None}
             if step.call.activity in taken:
@@ -94,6 +136,16 @@ class Registry:
 
     def __iter__(self) -> Iterator[StepType]:
         return iter(self._types.values())
+
+    def events_listened(self, plan: Plan) -> set[str]:
+        """Event types a run of `plan` may receive as signals: its `exit_on` rules and every
+        step whose type declares `listens`."""
+        types = {rule.event for rule in plan.exit_on}
+        for step in plan.walk():
+            declared = self.get(step.type)
+            if declared is not None and declared.listens and step.params.get(declared.listens):
+                types.add(str(step.params[declared.listens]))
+        return types
 
     def activities(self, deps: WorkerDeps) -> list[Callable[..., Any]]:
         """The activity callables of every activity step type, built for a worker."""

@@ -14,6 +14,7 @@ from tropa.dsl.durations import Duration
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
 from tropa.steps.control import _TIME_OF_DAY, Params
 from tropa.steps.registry import StepType, WorkerDeps
+from tropa.workflows import control as flow
 
 
 def _channel_check(value: str) -> str:
@@ -121,12 +122,18 @@ STEP = StepType(
     kind="activity",
     label="Send message",
     description="Send a message to the customer over a channel, after consent and caps",
+    # The prepare phase: gate, render, log. Delivery rounds take their timeouts and retries
+    # from the channel's settings (see tropa.workflows.sending).
     call=ActivityCall(
         activity="tropa.send",
-        start_to_close_seconds=60,
-        retry=RetrySpec(maximum_interval_seconds=600, maximum_attempts=0),
+        start_to_close_seconds=30,
+        # The prepare phase only touches the database: an hour of retries at most, then the
+        # step fails with its reason (a database down that long does not stall the run).
+        schedule_to_close_seconds=3600,
+        retry=RetrySpec(maximum_interval_seconds=60, maximum_attempts=0),
     ),
     activity=send_activity,
+    handler=flow.send,
     ui={
         "icon": "send",
         "fields": {

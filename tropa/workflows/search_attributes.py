@@ -13,3 +13,7 @@ STEP = SearchAttributeKey.for_keyword("TropaStep")
 VERSION = SearchAttributeKey.for_keyword("TropaVersion")
 
 ALL = (JOURNEY, CUSTOMER, STEP, VERSION)
+
+# The memo holds the trigger's event id (never personal data), so a repeated event is
+# recognised by the run it already started.
+TRIGGER_MEMO = "trigger_event_id"

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from tropa.delivery import models as m
     from tropa.dsl.durations import parse_duration
     from tropa.dsl.plan import PlanStep, RunRef, StepCall, StepResult
+    from tropa.workflows.options import activity_options
 
 # The prepare phase only touches the database: it retries quickly, for at most an hour (a
 # database down that long fails the step with a reason, it does not stall the run).
@@ -83,10 +84,13 @@ class Sender:
                                     m.NOW: workflow.now().isoformat()},
                             context=context, idempotency_key=base)
             try:
+                # The call the `send` step type declares (plans before it: the same values).
+                options = activity_options(step.call) if step.call is not None else {
+                    "start_to_close_timeout": timedelta(seconds=30),
+                    "schedule_to_close_timeout": PREPARE_BOUND, "retry_policy": _PREPARE_RETRY}
                 answer: StepResult = await workflow.execute_activity(
-                    "tropa.send", call, result_type=StepResult,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=PREPARE_BOUND, retry_policy=_PREPARE_RETRY)
+                    "tropa.send", call, result_type=StepResult, summary=f"{step.id}: {channel}",
+                    **options)
             except ActivityError as err:
                 # A data error (unknown customer, a value the store refuses) or, in histories
                 # of the one-activity send, a cancelled message; or the hour passed.
@@ -102,7 +106,8 @@ class Sender:
                 break
             # Quiet hours: the message waits for the window to open, then passes the gate
             # again (consent or caps may have changed meanwhile).
-            await workflow.sleep(max(prepared.wait_until - workflow.now(), timedelta(seconds=1)))
+            await workflow.sleep(max(prepared.wait_until - workflow.now(), timedelta(seconds=1)),
+                                 summary=f"{step.id}: {channel} quiet hours")
         if prepared.status != "queued":
             return Outcome(status=prepared.status, reason=prepared.reason,
                            data={"message_id": prepared.message_id})
@@ -123,6 +128,7 @@ class Sender:
                     StepCall(run=run, step_id=step.id, step_type=m.DELIVER,
                              params={m.ROUND: round_no}, idempotency_key=key),
                     result_type=StepResult, task_queue=p.deliver_queue,
+                    summary=f"{step.id}: {channel} delivery round {round_no}",
                     start_to_close_timeout=timedelta(seconds=p.deliver_timeout_seconds),
                     schedule_to_close_timeout=left,
                     retry_policy=RetryPolicy(
