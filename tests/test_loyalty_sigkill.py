@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import SandboxServer
 from tests.support.journeys import add_customer, publish_yaml
 from tests.support.waiting import eventually
-from tests.test_delivery_sigkill import _done, _start, spawn, worker_env  # noqa: F401
+from tests.support.worker_process import Workers
+from tests.support.worker_process import worker_env as worker_env_for
 from tropa.dsl.plan import EventIn, RunStatus
 from tropa.loyalty import ledger
 from tropa.loyalty.programme import Programme
@@ -37,6 +37,24 @@ steps:
 """
 
 
+@pytest.fixture
+def workers(dev_server: WorkflowEnvironment, engine: sa.Engine, sandbox: SandboxServer,
+            task_queue: str, tmp_path: Path) -> Iterator[Workers]:
+    env = worker_env_for(dev_server, engine, sandbox, task_queue)
+    started = Workers(env, tmp_path / "worker.log", engine, sandbox)
+    yield started
+    started.stop()
+
+
+async def _done(handle: object) -> RunStatus | None:
+    from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+
+    assert isinstance(handle, WorkflowHandle)
+    if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+        return None
+    return await handle.result()  # type: ignore[no-any-return]
+
+
 def _accruals(engine: sa.Engine) -> int:
     with session_scope(engine) as session:
         return len(session.exec(sa.select(LoyaltyOperation.id)).all())  # type: ignore[call-overload]
@@ -44,8 +62,7 @@ def _accruals(engine: sa.Engine) -> int:
 
 async def test_worker_killed_mid_accrual_accrues_once(
         dev_server: WorkflowEnvironment, engine: sa.Engine, sandbox: SandboxServer,
-        task_queue: str, worker_env: dict[str, str],  # noqa: F811
-        spawn: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:  # noqa: F811
+        task_queue: str, workers: Workers, tmp_path: Path) -> None:
     publish_yaml(engine, JOURNEY)
     phones = {f"c-{i}": f"+7916555{i:04d}" for i in range(CUSTOMERS)}
     for customer, phone in phones.items():
@@ -57,13 +74,12 @@ async def test_worker_killed_mid_accrual_accrues_once(
         await router.ingest(EventIn(event_id=f"lapsed-{i}", type="customer.lapsed",
                                     customer_id=customer, occurred_at=datetime.now(UTC)))
     log = tmp_path / "worker.log"
-    spawn.append(_start(worker_env, log))
+    workers.start()
     await eventually(lambda: _accruals(engine) >= 3, timeout=60, message="accruals started")
 
-    spawn[0].send_signal(signal.SIGKILL)
-    spawn[0].wait(timeout=10)
+    await workers.kill()
     at_kill = _accruals(engine)
-    spawn.append(_start(worker_env, log))
+    workers.start()
 
     for customer in phones:
         handle = dev_server.client.get_workflow_handle(f"journey/win-back/{customer}",
