@@ -30,7 +30,9 @@ def worker_env(env: WorkflowEnvironment, engine: sa.Engine, sandbox: SandboxServ
             "TROPA_TEMPORAL_TASK_QUEUE": task_queue,
             "TROPA_DATABASE_URL": engine.url.render_as_string(hide_password=False),
             "TROPA_PROVIDER_SMS_URL": sandbox.url, "TROPA_PROVIDER_EMAIL_URL": sandbox.url,
-            "TROPA_DELIVERY_DELIVER_TIMEOUT_SECONDS": "3",
+            # Long enough that a provider call slowed by a loaded machine is not retried
+            # (that would be a repeat no kill explains); short enough to recover quickly.
+            "TROPA_DELIVERY_DELIVER_TIMEOUT_SECONDS": "8",
             "TROPA_DELIVERY_RETRY_INITIAL_SECONDS": "0.5",
             "TROPA_DELIVERY_RETRY_MAX_INTERVAL_SECONDS": "2",
             # Runs of a killed worker resume on the next one within a second.

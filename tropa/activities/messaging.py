@@ -29,6 +29,7 @@ from tropa.store.db import session_scope
 from tropa.store.models import Message
 
 log = get_logger("send")
+_RECEIPT_STATES = ("delivered", "undelivered", "rejected")
 
 
 class SendService:
@@ -89,7 +90,8 @@ class SendService:
                                     options=dict(first.options) if first else {})
                 session.add(delivery)
         if delivery.provider_message_id:
-            return self._delivered(delivery.provider_message_id, delivery.provider)
+            return self._delivered(delivery.provider_message_id, delivery.provider,
+                                   provider_key)
         outgoing = self._preparer.outgoing(message, delivery.options, key=provider_key)
         try:
             accepted = self._adapters[message.channel].send(outgoing)
@@ -117,17 +119,25 @@ class SendService:
                      attempt, accepted.provider_message_id, accepted.provider)
         log.info("message_accepted", channel=message.channel, workflow_id=message.workflow_id,
                  step_id=message.step_id, round=round_no, attempt=attempt)
-        return self._delivered(accepted.provider_message_id, accepted.provider)
+        return self._delivered(accepted.provider_message_id, accepted.provider, provider_key)
 
-    def _delivered(self, provider_message_id: str, provider: str) -> StepResult:
+    def _delivered(self, provider_message_id: str, provider: str,
+                   provider_key: str) -> StepResult:
         # A receipt may have come before this commit (the provider is fast, or the worker
         # that made the call died before committing and the repeat got the same id, for
-        # which the provider posts no new receipt): the run gets it here.
+        # which the provider posts no new receipt): the run gets it here. An earlier
+        # attempt of this call (timed out, yet still running) may have taken it already:
+        # then the delivery row holds it.
         early = settle_early(self._engine, provider_message_id, provider)
+        state, reason = (early.state, early.reason) if early else (None, "")
+        if early is None:
+            with session_scope(self._engine) as session:
+                row = session.get(Delivery, provider_key)
+                if row is not None and row.status in _RECEIPT_STATES:
+                    state, reason = row.status, row.reason or ""
         return StepResult(outcome="accepted", data=m.Delivered(
             provider_message_id=provider_message_id, provider=provider,
-            receipt_state=early.state if early else None,
-            receipt_reason=early.reason if early else "").model_dump())
+            receipt_state=state, receipt_reason=reason).model_dump())
 
     def _final(self, key: str, provider_key: str, reason: str, detail: str, attempt: int,
                message: Message) -> NoReturn:
@@ -143,7 +153,10 @@ class SendService:
         now = utcnow()
         with session_scope(self._engine) as session:
             row = session.exec(select(Message).where(Message.idempotency_key == key)).one()
-            row.status, row.reason = status, reason
+            # A receipt recorded meanwhile (by an earlier attempt still running) is newer
+            # news than this attempt's accept: keep it.
+            if not (status == "accepted" and row.status in _RECEIPT_STATES):
+                row.status, row.reason = status, reason
             row.attempts += 1
             if provider_message_id:
                 row.provider_message_id, row.provider = provider_message_id, provider
@@ -151,7 +164,9 @@ class SendService:
             session.add(row)
             delivery = session.get(Delivery, provider_key)
             if delivery is not None:
-                delivery.status, delivery.reason, delivery.updated_at = status, reason, now
+                if not (status == "accepted" and delivery.status in _RECEIPT_STATES):
+                    delivery.status, delivery.reason = status, reason
+                delivery.updated_at = now
                 if provider_message_id:
                     delivery.provider_message_id, delivery.provider = provider_message_id, provider
                 session.add(delivery)
