@@ -103,17 +103,17 @@ class TriggerSpec(_Strict):
 
     @model_validator(mode="after")
     def _source(self) -> TriggerSpec:
-        given = [name for name in ("event", "segment", "date", "inactivity")
-                 if getattr(self, name) is not None]
+        given = [source for source in ("event", "segment", "date", "inactivity")
+                 if getattr(self, source) is not None]
         if len(given) > 1:
             raise ValueError(f"give one of `event:`, `segment:`, `date:` and `inactivity:`, "
                              f"not {' and '.join(f'`{g}:`' for g in given)}")
         if self.date is None:
-            for name in ("offset", "at", "every"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"`{name}:` goes with `date:`"
+            for extra in ("offset", "at", "every"):
+                if getattr(self, extra) is not None:
+                    raise ValueError(f"`{extra}:` goes with `date:`"
                                      + ("; for inactivity write it inside `inactivity:`"
-                                        if name == "at" and self.inactivity else ""))
+                                        if extra == "at" and self.inactivity else ""))
         if self.date is not None or self.inactivity is not None:
             if self.key is not None:
                 raise ValueError("`key:` goes with `event:` triggers; date and inactivity "
