@@ -26,6 +26,7 @@ from tropa.dsl.expressions import ExpressionError, evaluate, render
 from tropa.dsl.plan import EventIn, Plan, RunInput
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
+from tropa.services.last_events import occurrence_runs, record_last_event
 from tropa.store.db import session_scope
 from tropa.store.models import ActiveRun, Customer, Event
 from tropa.workflows import search_attributes as sa_keys
@@ -110,6 +111,8 @@ class EventRouter:
                 session.add(Event(event_id=event.event_id, type=event.type,
                                   customer_id=event.customer_id, occurred_at=event.occurred_at,
                                   received_at=now, claimed_at=now, data=event.data))
+                session.flush()
+                record_last_event(session.connection(), event)
             return view
         except IntegrityError:
             pass
@@ -123,6 +126,8 @@ class EventRouter:
                               Event.claimed_at < now - CLAIM_TIMEOUT))  # type: ignore[operator]
                 .values(claimed_at=now)
             ).rowcount
+            if claimed:
+                record_last_event(session.connection(), event)
         return view if claimed else None
 
     def _release(self, event_id: str) -> None:
@@ -186,6 +191,32 @@ class EventRouter:
         routed.started.append(workflow_id)
         return True
 
+    async def start_occurrence(self, plan: Plan, event: EventIn, workflow_id: str, *,
+                               start_delay: timedelta | None = None) -> str:
+        """Start the run of a date or inactivity occurrence with its synthetic trigger event:
+        "started", "exists" (an earlier sweep started it) or why the trigger was skipped."""
+        customer = await run_in_threadpool(self._view, event.customer_id)
+        if customer is None:
+            return "customer gone"
+        context = {"event": event.model_dump(mode="json"), "customer": customer, "steps": {},
+                   "journey": {"name": plan.journey, "version": plan.version}}
+        try:
+            if plan.trigger.where and not evaluate(plan.trigger.where, context):
+                return "where is false"
+        except ExpressionError as exc:
+            return str(exc)
+        try:
+            await self._start(plan, event, workflow_id, WorkflowIDConflictPolicy.FAIL,
+                              WorkflowIDReusePolicy.REJECT_DUPLICATE, start_delay=start_delay)
+        except WorkflowAlreadyStartedError:
+            return "exists"
+        return "started"
+
+    def _view(self, customer_id: str) -> dict[str, Any] | None:
+        with session_scope(self._engine) as session:
+            customer = session.get(Customer, customer_id)
+            return customer_view(customer) if customer is not None else None
+
     async def _restart(self, plan: Plan, event: EventIn, workflow_id: str) -> None:
         """Start, replacing a run in flight, unless that run came from this very event (a
         client repeating an event whose first routing failed half-way)."""
@@ -202,7 +233,8 @@ class EventRouter:
         await self._start(plan, event, workflow_id, *_START_POLICIES["restart"])
 
     async def _start(self, plan: Plan, event: EventIn, workflow_id: str,
-                     conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy) -> None:
+                     conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy, *,
+                     start_delay: timedelta | None = None) -> None:
         await self._client.start_workflow(
             JourneyRun.run,
             RunInput(plan=plan, customer_id=event.customer_id, trigger_event=event),
@@ -211,6 +243,7 @@ class EventRouter:
             id_conflict_policy=conflict,
             id_reuse_policy=reuse,
             memo={TRIGGER_MEMO: event.event_id},
+            start_delay=start_delay,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa_keys.JOURNEY, plan.journey),
                 SearchAttributePair(sa_keys.CUSTOMER, event.customer_id),
@@ -220,7 +253,10 @@ class EventRouter:
         )
 
     async def _signal(self, plan: Plan, event: EventIn, routed: Routed) -> None:
-        if plan.trigger.key is None and plan.re_entry != "parallel":
+        if plan.trigger.kind != "event":
+            ids = await run_in_threadpool(occurrence_runs, self._engine, plan.journey,
+                                          event.customer_id, utcnow())
+        elif plan.trigger.key is None and plan.re_entry != "parallel":
             ids = [run_id_for(plan, event.customer_id, None, event.event_id)]
         else:
             ids = await run_in_threadpool(self._active_runs, plan.journey, event.customer_id)
