@@ -81,6 +81,11 @@ class EventRouter:
         self._task_queue = task_queue
 
     @property
+    def catalogue(self) -> JourneyCatalogue:
+        """The journeys whose triggers this router starts."""
+        return self._catalogue
+
+    @property
     def engine(self) -> sa.Engine:
         """The database events are stored in."""
         return self._engine

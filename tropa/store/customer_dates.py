@@ -89,7 +89,7 @@ def refresh_dates(conn: sa.Connection, customer_ids: Iterable[str]) -> None:
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
         rows = conn.execute(sa.select(CUSTOMERS).where(CUSTOMERS.c.id.in_(chunk))).mappings()
-        fresh = [d for row in rows for d in dates_of(row)]
+        fresh = [d for row in rows for d in dates_of(dict(row))]
         conn.execute(DATES.delete().where(DATES.c.customer_id.in_(chunk)))
         if fresh:
             conn.execute(DATES.insert(), fresh)

@@ -53,3 +53,4 @@ class TriggerClaim(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UtcDateTime)
     claimed_at: datetime = Field(sa_type=UtcDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    data: Any = Field(default=None, sa_column=Column(sa.JSON, nullable=True))

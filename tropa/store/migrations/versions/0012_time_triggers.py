@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=True),
     )
     op.create_index("ix_trigger_claims_started_at", "trigger_claims", ["started_at"])
 
