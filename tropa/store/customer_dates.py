@@ -47,10 +47,13 @@ def _as_date(value: Any, zone: ZoneInfo) -> date | None:
         return value
     if not isinstance(value, str):
         return None
+    text = value.strip()
     try:
-        if len(value) <= 10:
-            return date.fromisoformat(value)
-        return _as_date(datetime.fromisoformat(value), zone)
+        if len(text) > 10:
+            return _as_date(datetime.fromisoformat(text), zone)
+        if "." in text:  # the Russian 17.05.1990, as attributes accept it
+            return datetime.strptime(text, "%d.%m.%Y").date()  # noqa: DTZ007 - a date
+        return date.fromisoformat(text)
     except ValueError:
         return None
 
