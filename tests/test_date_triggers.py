@@ -78,18 +78,20 @@ async def test_birthdays_over_two_years_start_once_at_local_time(
         harness: Harness, time_skipping: WorkflowEnvironment, sandbox: SandboxServer) -> None:
     harness.publish(BIRTHDAY)
     harness.publish(CHILDREN)
+
+    def customer(customer_id: str, name: str, phone: str, **fields: object) -> None:
+        add_customer(harness.engine, customer_id, first_name=name, phone=phone,
+                     email=f"{customer_id}@example.com", **fields)
+
     now = await time_skipping.get_current_time()
     first = now.year + 1 if (now.month, now.day) >= (2, 1) else now.year
-    add_customer(harness.engine, "leap", first_name="Leap", phone="+79160000001", email="leap@example.com",
-                 birthday=date(2000, 2, 29), time_zone="Europe/Moscow")
-    add_customer(harness.engine, "vlad", first_name="Vlad", phone="+79160000002", email="vlad@example.com",
-                 birthday=date(1985, 3, 10), time_zone="Asia/Vladivostok")
-    add_customer(harness.engine, "ny", first_name="Nora", phone="+79160000003", email="ny@example.com",
-                 birthday=date(1990, 3, 10), time_zone="America/New_York")
-    add_customer(harness.engine, "kids", first_name="Olga", phone="+79160000004", email="kids@example.com",
-                 time_zone="Europe/Moscow",
-                 attributes={"children": [{"name": "Ivan", "birth_date": "2015-03-01"},
-                                          {"name": "Masha", "birth_date": "03.03.2018"}]})
+    customer("leap", "Leap", "+79160000001", birthday=date(2000, 2, 29), time_zone="Europe/Moscow")
+    customer("vlad", "Vlad", "+79160000002", birthday=date(1985, 3, 10),
+             time_zone="Asia/Vladivostok")
+    customer("ny", "Nora", "+79160000003", birthday=date(1990, 3, 10), time_zone="America/New_York")
+    customer("kids", "Olga", "+79160000004", time_zone="Europe/Moscow",
+             attributes={"children": [{"name": "Ivan", "birth_date": "2015-03-01"},
+                                      {"name": "Masha", "birth_date": "03.03.2018"}]})
 
     expected: dict[str, datetime] = {}
     for year in (first, first + 1):
