@@ -7,7 +7,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from tropa.dsl.plan import DateTrigger
@@ -29,8 +29,10 @@ class LocalDay:
     moments: dict[str, datetime] = field(default_factory=dict)
 
 
-def due_days(at: str, since: datetime, until: datetime) -> list[LocalDay]:
-    """The local days, grouped over zones, whose `at` o'clock lies in (since, until]."""
+@lru_cache(maxsize=64)
+def due_days(at: str, since: datetime, until: datetime) -> tuple[LocalDay, ...]:
+    """The local days, grouped over zones, whose `at` o'clock lies in (since, until]; kept
+    for journeys that share a time and a window (read, never change, the result)."""
     hour, minute = (int(p) for p in at.split(":"))
     local_time = time(hour, minute)
     days: dict[date, LocalDay] = {}
@@ -46,7 +48,7 @@ def due_days(at: str, since: datetime, until: datetime) -> list[LocalDay]:
                 entry.zones.append(name)
                 entry.moments[name] = moment
             day += timedelta(days=1)
-    return [days[d] for d in sorted(days)]
+    return tuple(days[d] for d in sorted(days))
 
 
 def _last_day(day: date) -> bool:
