@@ -22,8 +22,11 @@ WINBACK = """
 journey: winback
 trigger:
   inactivity: {event: order.placed, for: 90d, at: "11:00"}
+exit_on: [order.placed]
 steps:
   - send: {channel: sms, text: "{{ customer.first_name }} {{ event.data.last_at or 'never' }}"}
+  - wait: 7d
+  - send: {channel: sms, text: "{{ customer.first_name }} last call"}
 """
 
 
@@ -68,16 +71,18 @@ async def test_ninety_days_without_an_order_fire_once_per_lapse(
     again = await sweep(harness, hour_before(day185) + timedelta(hours=1))
     assert (quiet.started, lapse.started, again.started) == (0, 1, 0)
 
-    runs = {f"journey/winback/idle/{_utc(first_order)}": day90,
-            f"journey/winback/new/since-{day0.isoformat()}": day90,
-            f"journey/winback/idle/{_utc(second_order)}": day185}
+    runs = {f"journey/winback/idle/{_utc(first_order)}": (day90, "exited"),
+            f"journey/winback/new/since-{day0.isoformat()}": (day90, "completed"),
+            f"journey/winback/idle/{_utc(second_order)}": (day185, "completed")}
     harness.started.update(runs)
-    for workflow_id, moment in runs.items():
+    for workflow_id, (moment, state) in runs.items():
         status = await harness.finish(workflow_id)
-        assert status.state == "completed", workflow_id
+        assert status.state == state, workflow_id
         assert abs(status.steps[0].started_at - moment) < timedelta(minutes=1), workflow_id
+    # The order on day 95 ended the first lapse's run before its last call.
     assert sorted(str(m["text"]) for m in sandbox.sent("sms")) == sorted([
-        f"Ida {first_order.isoformat()}", "Nik never", f"Ida {second_order.isoformat()}"])
+        f"Ida {first_order.isoformat()}", "Nik never", "Nik last call",
+        f"Ida {second_order.isoformat()}", "Ida last call"])
 
 
 def _utc(moment: datetime) -> str:

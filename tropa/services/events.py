@@ -259,8 +259,9 @@ class EventRouter:
 
     async def _signal(self, plan: Plan, event: EventIn, routed: Routed) -> None:
         if plan.trigger.kind != "event":
+            # An event from before a run's moment does not wake a run still in its delay.
             ids = await run_in_threadpool(occurrence_runs, self._engine, plan.journey,
-                                          event.customer_id, utcnow())
+                                          event.customer_id, event.occurred_at)
         elif plan.trigger.key is None and plan.re_entry != "parallel":
             ids = [run_id_for(plan, event.customer_id, None, event.event_id)]
         else:
