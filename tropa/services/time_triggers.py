@@ -106,10 +106,12 @@ def unstarted(engine: sa.Engine, plan: Plan, now: datetime) -> list[find.Due]:
 def mark_started(engine: sa.Engine, plan: Plan, dues: list[find.Due], now: datetime) -> None:
     """Record that these occurrences have their runs."""
     with engine.begin() as conn:
-        for d in dues:
+        for start in range(0, len(dues), find.PAGE):
+            keys = [(d.customer_id, d.occurrence) for d in dues[start:start + find.PAGE]]
             conn.execute(sa.update(CLAIMS).where(
-                CLAIMS.c.journey == plan.journey, CLAIMS.c.customer_id == d.customer_id,
-                CLAIMS.c.occurrence == d.occurrence).values(started_at=now))
+                CLAIMS.c.journey == plan.journey,
+                sa.tuple_(CLAIMS.c.customer_id, CLAIMS.c.occurrence).in_(keys))
+                .values(started_at=now))
 
 
 Page = Callable[[sa.Connection, LocalDay, Any], tuple[list[find.Due], Any]]
