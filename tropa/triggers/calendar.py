@@ -14,9 +14,9 @@ from tropa.dsl.plan import DateTrigger
 
 
 @cache
-def all_zones() -> tuple[str, ...]:
-    """Every IANA zone name, computed once per process."""
-    return tuple(sorted(available_timezones() | {"UTC"}))
+def all_zones() -> tuple[tuple[str, ZoneInfo], ...]:
+    """Every IANA zone, loaded once per process (ZoneInfo keeps only a few in its cache)."""
+    return tuple((name, ZoneInfo(name)) for name in sorted(available_timezones() | {"UTC"}))
 
 
 @dataclass
@@ -36,8 +36,7 @@ def due_days(at: str, since: datetime, until: datetime) -> tuple[LocalDay, ...]:
     hour, minute = (int(p) for p in at.split(":"))
     local_time = time(hour, minute)
     days: dict[date, LocalDay] = {}
-    for name in all_zones():
-        zone = ZoneInfo(name)
+    for name, zone in all_zones():
         first = since.astimezone(zone).date() - timedelta(days=1)
         last = until.astimezone(zone).date() + timedelta(days=1)
         day = first
