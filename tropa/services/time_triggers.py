@@ -35,7 +35,6 @@ MARKS = SweepMark.__table__  # type: ignore[attr-defined]
 LOOKAHEAD = timedelta(hours=1)
 ON_TIME = timedelta(hours=1)
 LATE_LIMIT = timedelta(hours=24)
-RETRY_AFTER = timedelta(minutes=5)
 
 
 @dataclass
@@ -93,11 +92,12 @@ def claim(engine: sa.Engine, plan: Plan, dues: list[find.Due], now: datetime) ->
 
 
 def unstarted(engine: sa.Engine, plan: Plan, now: datetime) -> list[find.Due]:
-    """Claims a crashed sweep left without their run, to start them now."""
+    """Claims whose run did not start (the activity or worker died in between), to start
+    now; starting one twice is harmless, its run id rejects the second start."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(CLAIMS).where(
             CLAIMS.c.journey == plan.journey, CLAIMS.c.started_at.is_(None),
-            CLAIMS.c.claimed_at < now - RETRY_AFTER, CLAIMS.c.due_at > now - LATE_LIMIT)
+            CLAIMS.c.due_at > now - LATE_LIMIT)
             .limit(find.PAGE)).mappings().all()
     return [find.Due(customer_id=r["customer_id"], occurrence=r["occurrence"],
                      due_at=find.aware(r["due_at"]), data=r["data"] or {}) for r in rows]
