@@ -104,3 +104,31 @@ async def test_writes_keep_the_dates_and_sweeps_claim_once(any_engine: sa.Engine
     next_day = datetime.combine(date(2027, 5, 15), time(9), ZoneInfo("Asia/Vladivostok"))
     await sweep.run(plans, next_day)
     assert starts.ids[2:] == ["journey/k/c-1/2027-i0"]
+
+
+class DiesOnce(Starts):
+    """A router whose process dies at the first start, after the claims were written."""
+
+    async def start_occurrence(self, plan: Plan, event: EventIn, workflow_id: str,
+                               **kwargs: Any) -> str:
+        if not self.ids:
+            self.ids.append("died")
+            raise ConnectionError("worker killed")
+        return await super().start_occurrence(plan, event, workflow_id, **kwargs)
+
+
+async def test_a_sweep_that_died_after_claiming_starts_each_claim_once_on_retry(
+        any_engine: sa.Engine) -> None:
+    for n in range(3):
+        add_customer(any_engine, f"c-{n}", birthday=date(1990, 5, 15), time_zone="UTC",
+                     phone=f"+7916000010{n}", email=f"c{n}@example.com")
+    plans = [compile_journey("journey: b\ntrigger: {date: customer.birthday}\n" + STEPS)]
+    starts = DiesOnce()
+    sweep = TimeTriggerSweep(any_engine, starts)  # type: ignore[arg-type]
+    now = datetime(2027, 5, 15, 9, tzinfo=UTC)
+    with pytest.raises(ConnectionError):
+        await sweep.run(plans, now)
+    await sweep.run(plans, now)  # the activity's retry, at the same workflow time
+    await sweep.run(plans, now + timedelta(hours=1))
+    assert starts.ids == ["died", "journey/b/c-0/2027", "journey/b/c-1/2027",
+                          "journey/b/c-2/2027"]
