@@ -87,7 +87,8 @@ CHILD_TABLES_FIRST = (
     "segment_moves", "customer_segments", "segment_snapshots", "rf_configs", "sweep_marks",
     "messages", "side_effects", "events", "journey_versions", "journeys", "audit_log",
     "import_jobs", "order_status_changes", "orders", "purchase_stats", "cards",
-    "customer_aliases", "tags", "customers", "api_keys", "active_runs",
+    "customer_aliases", "tags", "customers", "api_keys", "active_runs", "customer_dates",
+    "customer_last_events", "trigger_claims",
 )
 
 

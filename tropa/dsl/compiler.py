@@ -6,9 +6,11 @@ import hashlib
 import json
 from typing import Any
 
-from tropa.dsl.plan import ExitRule, Plan, PlanStep, Trigger
+from tropa.dsl.plan import DateTrigger, ExitRule, InactivityTrigger, Plan, PlanStep, Trigger
 from tropa.dsl.positions import load_with_positions
 from tropa.dsl.reads import Reads
+from tropa.dsl.spec import JourneySpec
+from tropa.dsl.time_triggers import offset_days, whole_days
 from tropa.dsl.validate import CheckedJourney, CheckedStep, Validator
 from tropa.errors import JourneyInvalid, Problem
 from tropa.steps.registry import Registry, registry
@@ -49,8 +51,7 @@ def build_plan(checked: CheckedJourney) -> Plan:
         description=spec.description,
         category=spec.settings.category,
         re_entry=spec.re_entry,
-        trigger=Trigger(event=spec.trigger.event_type, where=spec.trigger.where,
-                        key=spec.trigger.key),
+        trigger=_trigger(spec),
         exit_on=[ExitRule(event=e.event, where=e.where) for e in spec.exit_on],
         steps=_steps(checked.steps, ""),
     )
@@ -75,9 +76,32 @@ def reads_of(checked: CheckedJourney) -> Reads:
     return reads
 
 
+def _trigger(spec: JourneySpec) -> Trigger:
+    trigger = spec.trigger
+    late = trigger.late or "send"
+    if trigger.date is not None:
+        return Trigger(event=f"date.{spec.journey}", where=trigger.where, kind="date",
+                       date=DateTrigger(path=trigger.date,
+                                        offset_days=offset_days(trigger.offset or "0d"),
+                                        at=trigger.at or "10:00", every=trigger.every or "year",
+                                        late=late))
+    if trigger.inactivity is not None:
+        spell = trigger.inactivity
+        return Trigger(event=f"inactivity.{spec.journey}", where=trigger.where,
+                       kind="inactivity",
+                       inactivity=InactivityTrigger(event=spell.event,
+                                                    days=whole_days(spell.for_), at=spell.at,
+                                                    late=late))
+    return Trigger(event=trigger.event_type, where=trigger.where, key=trigger.key)
+
+
 def content_hash(plan: Plan) -> str:
     """The version: a hash of the Plan without its version field."""
     body = plan.model_dump(mode="json", exclude={"version"})
+    # Event triggers hash as they did before date and inactivity triggers existed.
+    if plan.trigger.kind == "event":
+        for name in ("kind", "date", "inactivity"):
+            body["trigger"].pop(name, None)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -44,12 +44,35 @@ class PlanStep(BaseModel):
     call: ActivityCall | None = None
 
 
+class DateTrigger(BaseModel):
+    """`trigger: {date: ...}`: a run per customer and occurrence of a date, at a local time."""
+
+    path: str
+    offset_days: int = 0
+    at: str = "10:00"
+    every: Literal["year", "month", "once"] = "year"
+    late: Literal["send", "skip"] = "send"
+
+
+class InactivityTrigger(BaseModel):
+    """`trigger: {inactivity: ...}`: a run when a customer has had no such event for `days`."""
+
+    event: str
+    days: int
+    at: str = "10:00"
+    late: Literal["send", "skip"] = "send"
+
+
 class Trigger(BaseModel):
-    """What starts a run: an event type, an optional condition and a key."""
+    """What starts a run: an event type (for date and inactivity triggers the synthetic one
+    the sweep makes), an optional condition and a key."""
 
     event: str
     where: str | None = None
     key: str | None = None
+    kind: Literal["event", "date", "inactivity"] = "event"
+    date: DateTrigger | None = None
+    inactivity: InactivityTrigger | None = None
 
 
 class ExitRule(BaseModel):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tropa.dsl.plan import Category, ReEntry
+from tropa.dsl.time_triggers import (
+    InactivitySpec,
+    LateRule,
+    check_at,
+    check_date_path,
+    offset_days,
+)
 from tropa.dsl.triggers import MAX_KEY, literal_key_problem
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
@@ -41,12 +48,26 @@ class SegmentTriggerSpec(_Strict):
 
 
 class TriggerSpec(_Strict):
-    """`trigger:` — the event that starts a run."""
+    """`trigger:` — the event, segment move, date or inactivity that starts a run."""
 
     event: str | None = Field(default=None, description="Event type that starts a run",
                               examples=["cart.updated"])
     segment: SegmentTriggerSpec | None = Field(
         default=None, description="Start when a customer enters or exits an RF segment")
+    date: str | None = Field(
+        default=None, description="A customer's date that starts a run on its day",
+        examples=["customer.birthday", "customer.attributes.children[].birth_date"])
+    offset: str | None = Field(default=None, description="Days before (-) or after (+) the "
+                               "date; with `date:`", examples=["-1d", "0d", "+7d"])
+    at: str | None = Field(default=None, description="Local time in the customer's time zone; "
+                           "with `date:`", examples=["10:00"])
+    every: Literal["year", "month", "once"] | None = Field(
+        default=None, description="How often the date recurs; with `date:` (default year)")
+    inactivity: InactivitySpec | None = Field(
+        default=None, description="Start when a customer has had no such event for a while")
+    late: LateRule | None = Field(
+        default=None, description="A sweep that ran late (the stack was down): send "
+        "occurrences up to 24 h late (default) or skip them")
     where: str | None = Field(
         default=None, description="Condition on the event and customer",
         json_schema_extra={"x-condition": True},
@@ -62,8 +83,46 @@ class TriggerSpec(_Strict):
         default=None, description="What a new trigger does while a run is in flight"
     )
 
+    @field_validator("date")
+    @classmethod
+    def _date(cls, value: str | None) -> str | None:
+        return None if value is None else check_date_path(value)
+
+    @field_validator("offset", mode="before")
+    @classmethod
+    def _offset(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+            return "0d"
+        offset_days(str(value))
+        return str(value).strip()
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> Any:
+        return None if value is None else check_at(value)
+
     @model_validator(mode="after")
     def _source(self) -> TriggerSpec:
+        given = [source for source in ("event", "segment", "date", "inactivity")
+                 if getattr(self, source) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of `event:`, `segment:`, `date:` and `inactivity:`, "
+                             f"not {' and '.join(f'`{g}:`' for g in given)}")
+        if self.date is None:
+            for extra in ("offset", "at", "every"):
+                if getattr(self, extra) is not None:
+                    raise ValueError(f"`{extra}:` goes with `date:`"
+                                     + ("; for inactivity write it inside `inactivity:`"
+                                        if extra == "at" and self.inactivity else ""))
+        if self.date is not None or self.inactivity is not None:
+            if self.key is not None:
+                raise ValueError("`key:` goes with `event:` triggers; date and inactivity "
+                                 "runs are told apart by their occurrence")
+            return self
+        if self.late is not None:
+            raise ValueError("`late:` goes with `date:` and `inactivity:` triggers")
         if self.segment is not None:
             if self.event is not None:
                 raise ValueError("give `event:` or `segment:`, not both")
@@ -73,13 +132,22 @@ class TriggerSpec(_Strict):
             condition = f"event.data.segment == '{name}'"
             self.where = f"({condition}) and ({self.where})" if self.where else condition
         elif self.event is None:
-            raise ValueError("a trigger needs `event:` (an event type, e.g. `cart.updated`) "
-                             "or `segment:` (e.g. `segment: {enter: at_risk}`)")
+            raise ValueError("a trigger needs `event:` (an event type, e.g. `cart.updated`), "
+                             "`segment:` (e.g. `segment: {enter: at_risk}`), `date:` (e.g. "
+                             "`date: customer.birthday`) or `inactivity:` (e.g. "
+                             "`inactivity: {event: order.placed, for: 90d}`)")
         return self
 
     @property
+    def kind(self) -> Literal["event", "date", "inactivity"]:
+        """Which kind of trigger this is (a segment trigger is an event trigger)."""
+        if self.date is not None:
+            return "date"
+        return "inactivity" if self.inactivity is not None else "event"
+
+    @property
     def event_type(self) -> str:
-        """The event type that starts a run (the validator always sets it)."""
+        """The event type that starts a run of an event trigger (the validator sets it)."""
         assert self.event is not None
         return self.event
 

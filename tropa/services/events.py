@@ -25,10 +25,11 @@ from tropa.clock import utcnow
 from tropa.customers.identifiers import canonical_id
 from tropa.customers.view import customer_view
 from tropa.dsl import triggers
-from tropa.dsl.expressions import ExpressionError
+from tropa.dsl.expressions import ExpressionError, evaluate
 from tropa.dsl.plan import EventIn, Plan, RunInput
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
+from tropa.services.last_events import occurrence_runs, record_last_event
 from tropa.store.db import session_scope
 from tropa.store.models import ActiveRun, Customer, Event
 from tropa.workflows import search_attributes as sa_keys
@@ -92,6 +93,11 @@ class EventRouter:
         self._task_queue = task_queue
 
     @property
+    def catalogue(self) -> JourneyCatalogue:
+        """The journeys whose triggers this router starts."""
+        return self._catalogue
+
+    @property
     def engine(self) -> sa.Engine:
         """The database events are stored in."""
         return self._engine
@@ -127,6 +133,8 @@ class EventRouter:
                 session.add(Event(event_id=event.event_id, type=event.type,
                                   customer_id=event.customer_id, occurred_at=event.occurred_at,
                                   received_at=now, claimed_at=now, data=event.data))
+                session.flush()
+                record_last_event(session.connection(), event)
             return view
         except IntegrityError:
             pass
@@ -140,6 +148,8 @@ class EventRouter:
                               events.claimed_at < now - CLAIM_TIMEOUT))
                 .values(claimed_at=now)
             ).rowcount
+            if claimed:
+                record_last_event(session.connection(), event)
         return view if claimed else None
 
     def _release(self, event_id: str) -> None:
@@ -212,14 +222,42 @@ class EventRouter:
         routed.started.append(workflow_id)
         return True
 
+    async def start_occurrence(self, plan: Plan, event: EventIn, workflow_id: str, *,
+                               start_delay: timedelta | None = None) -> str:
+        """Start the run of a date or inactivity occurrence with its synthetic trigger event:
+        "started", "exists" (an earlier sweep started it) or why the trigger was skipped."""
+        customer = await run_in_threadpool(self._view, event.customer_id)
+        if customer is None:
+            return "customer gone"
+        context = {"event": event.model_dump(mode="json"), "customer": customer, "steps": {},
+                   "journey": {"name": plan.journey, "version": plan.version}}
+        try:
+            if plan.trigger.where and not evaluate(plan.trigger.where, context):
+                return "where is false"
+        except ExpressionError as exc:
+            return str(exc)
+        try:
+            await self._start(plan, event, workflow_id, WorkflowIDConflictPolicy.FAIL,
+                              WorkflowIDReusePolicy.REJECT_DUPLICATE, start_delay=start_delay)
+        except WorkflowAlreadyStartedError:
+            return "exists"
+        return "started"
+
+    def _view(self, customer_id: str) -> dict[str, Any] | None:
+        with session_scope(self._engine) as session:
+            customer = session.get(Customer, customer_id)
+            return customer_view(customer) if customer is not None else None
+
     async def _start(self, plan: Plan, event: EventIn, workflow_id: str,
-                     conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy) -> None:
+                     conflict: WorkflowIDConflictPolicy, reuse: WorkflowIDReusePolicy, *,
+                     start_delay: timedelta | None = None) -> None:
         """Start the run. For `re_entry: restart`, a run in flight gets the new input as its
         `restart` signal and stops gracefully (a repeated event is ignored by the run)."""
         inp = RunInput(plan=plan, customer_id=event.customer_id,
                        trigger_event=event.keeping(plan.event_fields))
-        if plan.re_entry != "restart":
-            await self._start_run(plan, inp, workflow_id, conflict, reuse)
+        if plan.re_entry != "restart" or start_delay is not None:
+            await self._start_run(plan, inp, workflow_id, conflict, reuse,
+                                  start_delay=start_delay)
             return
         for _ in range(3):
             try:
@@ -240,7 +278,8 @@ class EventRouter:
 
     async def _start_run(self, plan: Plan, inp: RunInput, workflow_id: str,
                          conflict: WorkflowIDConflictPolicy,
-                         reuse: WorkflowIDReusePolicy) -> None:
+                         reuse: WorkflowIDReusePolicy, *,
+                         start_delay: timedelta | None = None) -> None:
         await self._client.start_workflow(
             JourneyRun.run,
             inp,
@@ -250,6 +289,7 @@ class EventRouter:
             id_reuse_policy=reuse,
             static_summary=run_summary(plan, inp.customer_id),
             memo={TRIGGER_MEMO: inp.trigger_event.event_id},
+            start_delay=start_delay,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa_keys.JOURNEY, plan.journey),
                 SearchAttributePair(sa_keys.CUSTOMER, inp.customer_id),
@@ -259,7 +299,11 @@ class EventRouter:
         )
 
     async def _signal(self, plan: Plan, event: EventIn, routed: Routed) -> None:
-        if plan.trigger.key is None and plan.re_entry != "parallel":
+        if plan.trigger.kind != "event":
+            # An event from before a run's moment does not wake a run still in its delay.
+            ids = await run_in_threadpool(occurrence_runs, self._engine, plan.journey,
+                                          event.customer_id, event.occurred_at)
+        elif plan.trigger.key is None and plan.re_entry != "parallel":
             ids = [run_id_for(plan, event.customer_id, None, event.event_id)]
         else:
             ids = await run_in_threadpool(self._active_runs, plan.journey, event.customer_id)

@@ -114,10 +114,12 @@ def set_status(session: Session, name: str, status: str) -> Journey:
 
 @dataclass
 class Catalogue:
-    """Live triggers and every published version's listeners, by event type."""
+    """Live triggers and every published version's listeners, by event type; live date and
+    inactivity journeys, which the hourly sweep starts and the event router ignores."""
 
     triggers: dict[str, list[Plan]] = field(default_factory=dict)
     listeners: dict[str, list[Plan]] = field(default_factory=dict)
+    timed: list[Plan] = field(default_factory=list)
 
 
 class JourneyCatalogue:
@@ -183,7 +185,10 @@ class JourneyCatalogue:
                 plan = Plan.model_validate(row.plan)
                 journey = journeys[row.journey]
                 if journey.status == "published" and journey.live_version == row.version:
-                    catalogue.triggers.setdefault(plan.trigger.event, []).append(plan)
+                    if plan.trigger.kind == "event":
+                        catalogue.triggers.setdefault(plan.trigger.event, []).append(plan)
+                    else:
+                        catalogue.timed.append(plan)
                 for event_type in registry().events_listened(plan):
                     catalogue.listeners.setdefault(event_type, []).append(plan)
         return catalogue

@@ -26,6 +26,7 @@ from temporalio.client import (
 
 from tropa.logs import get_logger
 from tropa.workflows.segments_daily import SegmentsDaily
+from tropa.workflows.time_triggers import TimeTriggersHourly
 
 log = get_logger("schedules")
 
@@ -43,6 +44,8 @@ class Sweep:
 SWEEPS = (
     Sweep("tropa-rf-daily", "15 0 * * *", SegmentsDaily.run,
           "RF segments: move customers whose last purchase crossed a recency bound today"),
+    Sweep("tropa-time-triggers-hourly", "0 * * * *", TimeTriggersHourly.run,
+          "Date and inactivity triggers: start the runs due in the coming hour"),
 )
 
 

@@ -17,6 +17,7 @@ from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.activities.interpreter import interpreter_activities
 from tropa.activities.loyalty_expiry import ExpiryActivities
 from tropa.activities.segments import SegmentActivities
+from tropa.activities.time_triggers import TimeTriggerActivities
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import build_adapters
 from tropa.services.events import EventRouter
@@ -26,6 +27,7 @@ from tropa.steps.registry import WorkerDeps, log_plugins, registry
 from tropa.workflows.journey_run import JourneyRun
 from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep
 from tropa.workflows.segments_daily import SegmentsDaily
+from tropa.workflows.time_triggers import TimeTriggersHourly
 
 
 def build_worker(
@@ -51,9 +53,10 @@ def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep],
+        workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep, TimeTriggersHourly],
         activities=[*registry().activities(deps), *interpreter_activities(engine, settings),
                     SegmentActivities(engine, router).time_passing,
+                    TimeTriggerActivities(engine, router).sweep,
                     *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from tropa.clock import utcnow
 from tropa.customers.audit import Actor, diff
 from tropa.customers.imports.rows import Problem, Row
+from tropa.store.customer_dates import refresh_dates
 from tropa.store.customer_models import AuditEntry, Card
 from tropa.store.models import Customer
 
@@ -204,6 +205,7 @@ class CustomerImport:
         if self.dry_run:
             return
         self._upsert(conn, upserts)
+        refresh_dates(conn, [u["id"] for u in upserts])
         if cards:
             self._copy_or_insert(conn, CARDS, CARD_COLUMNS, cards)
         if audits:

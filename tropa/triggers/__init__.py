@@ -1,0 +1,1 @@
+"""Calendar triggers: when dates and inactivity fall due. Imports neither temporalio nor fastapi."""
