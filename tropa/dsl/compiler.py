@@ -11,7 +11,8 @@ from tropa.dsl.positions import load_with_positions
 from tropa.dsl.reads import Reads
 from tropa.dsl.validate import CheckedJourney, CheckedStep, Validator
 from tropa.errors import JourneyInvalid, Problem
-from tropa.steps.registry import Registry, registry
+from tropa.steps.builtin import registry
+from tropa.steps.registry import Registry
 
 MAX_PROBLEMS = 100  # reported per file; the rest are counted
 
