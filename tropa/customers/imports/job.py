@@ -48,6 +48,7 @@ def new_job(engine: sa.Engine, kind: Kind, filename: str, *, dry_run: bool) -> s
 
 
 def update_job(engine: sa.Engine, job_id: str, **values: object) -> None:
+    """Record an import job's progress or outcome."""
     with engine.begin() as conn:
         conn.execute(sa.update(ImportJob).where(ImportJob.id == job_id)  # type: ignore[arg-type]
                      .values(**values))
