@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from temporalio.testing import WorkflowEnvironment
 
 from tropa.settings import Settings
-from tropa.steps.registry import registry
+from tropa.steps.builtin import registry
 from tropa.worker.worker import build_workers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,8 @@ from tests.support.temporal import time_skipping_server
 from tropa.dsl.compiler import compile_journey
 from tropa.errors import JourneyInvalid
 from tropa.settings import Settings
-from tropa.steps.registry import ENTRY_POINT_GROUP, build_registry, registry
+from tropa.steps.builtin import build_registry, registry
+from tropa.steps.registry import ENTRY_POINT_GROUP
 from tropa.ui_schema import journey_schema
 
 VIP = """

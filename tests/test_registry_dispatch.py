@@ -16,8 +16,9 @@ from tests.support.harness import Harness, running
 from tests.support.journeys import add_customer
 from tropa.dsl.compiler import compile_journey
 from tropa.settings import Settings
+from tropa.steps.builtin import build_registry, registry
 from tropa.steps.control import WaitParams
-from tropa.steps.registry import Registry, StepType, build_registry, registry
+from tropa.steps.registry import Registry, StepType
 from tropa.workflows.journey_run import JourneyRun
 
 JOURNEY = """

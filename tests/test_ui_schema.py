@@ -14,7 +14,7 @@ import yaml
 
 from tropa.channels.catalog import CHANNELS
 from tropa.dsl.compiler import compile_journey
-from tropa.steps.registry import build_registry
+from tropa.steps.builtin import build_registry
 from tropa.ui_schema import FORMS_FILE, SCHEMA_FILE, generated_files
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,11 +6,11 @@ import asyncio
 import os
 import sys
 
-from tropa.delivery.workers import run_all
 from tropa.dev_secrets import refuse_unsafe_secrets
 from tropa.errors import SettingsUnsafe
 from tropa.logs import configure
 from tropa.settings import Settings
+from tropa.worker.processes import run_all
 
 
 def main() -> None:

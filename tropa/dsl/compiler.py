@@ -13,7 +13,8 @@ from tropa.dsl.spec import JourneySpec
 from tropa.dsl.time_triggers import offset_days, whole_days
 from tropa.dsl.validate import CheckedJourney, CheckedStep, Validator
 from tropa.errors import JourneyInvalid, Problem
-from tropa.steps.registry import Registry, registry
+from tropa.steps.builtin import registry
+from tropa.steps.registry import Registry
 
 MAX_PROBLEMS = 100  # reported per file; the rest are counted
 

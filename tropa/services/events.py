@@ -33,9 +33,13 @@ from tropa.services.last_events import occurrence_runs, record_last_event
 from tropa.store.db import session_scope
 from tropa.store.models import ActiveRun, Customer, Event
 from tropa.workflows import search_attributes as sa_keys
-from tropa.workflows.journey_run import JourneyRun
 
 log = get_logger("events")
+# JourneyRun and its signals by their registered names: this service starts and signals runs
+# but sits below the workflow layer, so it does not import the workflow class.
+JOURNEY_RUN = "JourneyRun"
+RESTART_SIGNAL = "restart"
+EVENT_SIGNAL = "event"
 CLAIM_TIMEOUT = timedelta(seconds=30)
 # Seconds for a trigger's `where` and `key` on one event. The template sandbox bounds their
 # work to well under a second; this is the safety net, generous so a busy machine never
@@ -268,7 +272,7 @@ class EventRouter:
                 pass
             try:
                 await self._client.get_workflow_handle(workflow_id).signal(
-                    JourneyRun.restart, inp)
+                    RESTART_SIGNAL, inp)
                 return
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
@@ -281,7 +285,7 @@ class EventRouter:
                          reuse: WorkflowIDReusePolicy, *,
                          start_delay: timedelta | None = None) -> None:
         await self._client.start_workflow(
-            JourneyRun.run,
+            JOURNEY_RUN,
             inp,
             id=workflow_id,
             task_queue=self._task_queue,
@@ -312,7 +316,7 @@ class EventRouter:
                 continue
             try:
                 await self._client.get_workflow_handle(workflow_id).signal(
-                    JourneyRun.event, event.keeping(plan.event_fields))
+                    EVENT_SIGNAL, event.keeping(plan.event_fields))
                 routed.signalled.append(workflow_id)
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:

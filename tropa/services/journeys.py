@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from tropa.clock import utcnow
 from tropa.dsl.compiler import compile_journey
 from tropa.dsl.plan import Plan
-from tropa.steps.registry import registry
+from tropa.steps.builtin import registry
 from tropa.store.db import session_scope
 from tropa.store.models import Journey, JourneyVersion
 

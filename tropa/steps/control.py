@@ -20,7 +20,7 @@ from tropa.workflows import control as flow
 
 StepList = list[dict[str, Any]]
 _STEPS_SCHEMA: dict[str, JsonValue] = {"type": "array", "items": {"$ref": "#/$defs/step"}}
-_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class Params(BaseModel):
@@ -46,7 +46,7 @@ class WaitUntilParams(Params):
     @field_validator("at")
     @classmethod
     def _time_of_day(cls, value: str | None) -> str | None:
-        if value is not None and not _TIME_OF_DAY.match(value):
+        if value is not None and not TIME_OF_DAY.match(value):
             raise ValueError(f"'{value}' is not a time of day; write HH:MM, e.g. 09:30")
         return value
 

@@ -21,13 +21,11 @@ from tropa.customers.identifiers import CustomerNotFound, Identifier
 from tropa.dsl.durations import Duration, parse_duration
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
 from tropa.errors import LoyaltyError, LoyaltyNotFound, LoyaltyRefused, Overdraw
+from tropa.loyalty.events import level_event
 from tropa.loyalty.models import LevelChange, OperationResult, Source
 from tropa.loyalty.platform import AccrueRequest, WriteOffRequest, percent_of
 from tropa.loyalty.programme import Programme
 from tropa.loyalty.template_view import platform_for
-from tropa.services.events import EventRouter
-from tropa.services.journeys import JourneyCatalogue
-from tropa.services.loyalty_events import emit, level_event
 from tropa.steps.control import Params
 from tropa.steps.registry import StepType, WorkerDeps
 
@@ -173,14 +171,11 @@ async def _level_events(deps: WorkerDeps, call: StepCall, result: StepResult) ->
     change = result.data.get("level_changed")
     if not change:
         return
-    if "loyalty_catalogue" not in deps.services:
-        deps.services["loyalty_catalogue"] = JourneyCatalogue(deps.engine)
-    router = EventRouter(deps.engine, activity.client(), deps.loyalty_catalogue,
-                         activity.info().task_queue)
     loyalty = deps.settings.loyalty
     programme = getattr(platform_for(deps.engine, loyalty), "programme", None)
     name = programme.programme if isinstance(programme, Programme) else loyalty.adapter
-    await emit(router, [level_event(call.run.customer_id, name,
+    # The worker hands steps an emitter over its event router (steps sit below services).
+    await deps.emit_events([level_event(call.run.customer_id, name,
                                     LevelChange.model_validate(change), call.idempotency_key)])
 
 

@@ -156,7 +156,7 @@ class PluginError(RuntimeError):
     """An installed `tropa.steps` entry point could not be loaded or gave no step types."""
 
 
-def _load_plugins(registry: Registry) -> None:
+def load_plugins(registry: Registry) -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         where = f"entry point `{ep.name} = {ep.value}` of group {ENTRY_POINT_GROUP}"
         try:
@@ -184,34 +184,7 @@ def _load_plugins(registry: Registry) -> None:
             registry.plugins[step.name] = ep.value
 
 
-def build_registry(*, plugins: bool = True) -> Registry:
-    """A fresh registry of the built-in step types, plus installed plugins unless told not.
-
-    `plugins=False` gives the language as Tropa ships it, whatever is installed; the
-    checked-in `ui_schema/` is generated from that.
-    """
-    from tropa.steps import builtin
-
-    reg = Registry()
-    for step in builtin.STEP_TYPES:
-        reg.register(step)
-    if plugins:
-        _load_plugins(reg)
-    return reg
-
-
 def log_plugins(reg: Registry) -> None:
     """Say which plugin step types a worker serves: one line each, at worker start."""
     for name, entry_point in reg.plugins.items():
         log.info("step_type_plugin_loaded", step_type=name, entry_point=entry_point)
-
-
-_REGISTRY: Registry | None = None
-
-
-def registry() -> Registry:
-    """The process-wide registry: built-in step types plus installed plugins."""
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = build_registry(plugins=True)
-    return _REGISTRY

@@ -12,7 +12,7 @@ from temporalio import activity
 from tropa.channels.catalog import CHANNELS
 from tropa.dsl.durations import Duration
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
-from tropa.steps.control import _TIME_OF_DAY, Params
+from tropa.steps.control import TIME_OF_DAY, Params
 from tropa.steps.registry import StepType, WorkerDeps
 from tropa.workflows import control as flow
 
@@ -35,7 +35,7 @@ class QuietHours(Params):
     @field_validator("from_", "to")
     @classmethod
     def _clock(cls, value: str) -> str:
-        if not _TIME_OF_DAY.match(value):
+        if not TIME_OF_DAY.match(value):
             raise ValueError(f"'{value}' is not a time of day; write HH:MM, e.g. 21:00")
         return value
 

@@ -99,7 +99,7 @@ def _refused(settings: Settings) -> bool:
 
 
 def _worker(_args: argparse.Namespace) -> int:
-    from tropa.delivery.workers import run_all
+    from tropa.worker.processes import run_all
 
     settings = get_settings()
     if _refused(settings):
@@ -189,7 +189,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from tropa.steps.registry import build_registry
+    from tropa.steps.builtin import build_registry
     from tropa.ui_schema import stale_files, write_files
 
     reg = build_registry(plugins=args.with_plugins)

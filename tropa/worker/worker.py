@@ -20,10 +20,14 @@ from tropa.activities.segments import SegmentActivities
 from tropa.activities.time_triggers import TimeTriggerActivities
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import build_adapters
+from tropa.delivery.workers import channel_workers
+from tropa.dsl.plan import EventIn
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
+from tropa.services.loyalty_events import emit
 from tropa.settings import Settings
-from tropa.steps.registry import WorkerDeps, log_plugins, registry
+from tropa.steps.builtin import registry
+from tropa.steps.registry import WorkerDeps, log_plugins
 from tropa.workflows.journey_run import JourneyRun
 from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep
 from tropa.workflows.segments_daily import SegmentsDaily
@@ -41,15 +45,21 @@ def build_worker(
 ) -> Worker:
     """A worker for journeys; activities are synchronous and run in a thread pool."""
     http = httpx.Client(timeout=settings.providers.timeout_seconds)
+    queue = task_queue or settings.temporal.task_queue
+    # Sweeps and steps route the events of what they change (segment moves, level changes)
+    # like the API does.
+    router = EventRouter(engine, client, JourneyCatalogue(engine), queue)
+
+    async def emit_events(events: list[EventIn]) -> None:
+        await emit(router, events)
+
     deps = WorkerDeps(
         engine=engine,
         settings=settings,
         http=http,
         adapters=adapters if adapters is not None else build_adapters(settings, http),
+        emit_events=emit_events,
     )
-    queue = task_queue or settings.temporal.task_queue
-    # Sweeps route the events of what they change (segment moves) like the API does.
-    router = EventRouter(engine, client, JourneyCatalogue(engine), queue)
     return Worker(
         client,
         task_queue=queue,
@@ -75,8 +85,6 @@ def build_workers(client: Client, settings: Settings, engine: sa.Engine, *,
                   task_queue: str | None = None) -> list[Worker]:
     """Everything one worker process serves: journeys, and each channel's delivery queue
     when deliveries go through channel queues (the default)."""
-    from tropa.delivery.workers import channel_workers
-
     queue = task_queue or settings.temporal.task_queue
     log_plugins(registry())
     workers = [build_worker(client, settings, engine, task_queue=queue)]

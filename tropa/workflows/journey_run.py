@@ -36,7 +36,8 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StepRecord,
     )
-    from tropa.steps.registry import StepHandler, StepType, registry
+    from tropa.steps.builtin import registry
+    from tropa.steps.registry import StepHandler, StepType
     from tropa.workflows import control
     from tropa.workflows import search_attributes as sa
     from tropa.workflows.failures import failure_reason

@@ -47,7 +47,8 @@ def new_job(engine: sa.Engine, kind: Kind, filename: str, *, dry_run: bool) -> s
     return job_id
 
 
-def _update(engine: sa.Engine, job_id: str, **values: object) -> None:
+def update_job(engine: sa.Engine, job_id: str, **values: object) -> None:
+    """Record an import job's progress or outcome."""
     with engine.begin() as conn:
         conn.execute(sa.update(ImportJob).where(ImportJob.id == job_id)  # type: ignore[arg-type]
                      .values(**values))
@@ -96,7 +97,7 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
     mapping = mapping or Mapping()
     actor = actor or Actor("import", job_id, path.name[:200])
     report = Report(report_path or path.with_name(f"{path.stem}.rejected.csv"))
-    _update(engine, job_id, status="running")
+    update_job(engine, job_id, status="running")
     try:
         table = open_table(path, mapping)
         columns, header_problems = columns_of(table, mapping)
@@ -104,7 +105,7 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
         headers = {c.field: c.header for c in columns}
         importer = CustomerImport(engine, actor, dry_run=dry_run, headers=headers)
         total, done, imported, unchanged = table.total, 0, 0, 0
-        _update(engine, job_id, rows_total=total)
+        update_job(engine, job_id, rows_total=total)
         batch: list[Row] = []
         pending: list[Problem] = []
         # One batch is written (in a thread, waiting on the database) while the next is read
@@ -122,7 +123,7 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
             imported += result.imported
             unchanged += result.unchanged
             report.add(sorted(problems + result.problems, key=lambda p: p.row))
-            _update(engine, job_id, rows_done=rows_done, imported=imported,
+            update_job(engine, job_id, rows_done=rows_done, imported=imported,
                     unchanged=unchanged, rejected=report.count)
             if progress is not None:
                 progress(rows_done, max(total, rows_done))
@@ -150,10 +151,10 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
             writer.shutdown(wait=True)
     except (TableUnreadable, OSError) as exc:
         report.close()
-        _update(engine, job_id, status="failed", error=str(exc)[:2000], finished_at=utcnow())
+        update_job(engine, job_id, status="failed", error=str(exc)[:2000], finished_at=utcnow())
         raise
     written = report.close()
-    _update(engine, job_id, status="done", rows_total=done, rows_done=done,
+    update_job(engine, job_id, status="done", rows_total=done, rows_done=done,
             imported=imported, unchanged=unchanged, rejected=report.count,
             report_path=str(written) if written else None, finished_at=utcnow())
     return Summary(job_id, done, imported, unchanged, report.count, written, dry_run)

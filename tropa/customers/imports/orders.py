@@ -17,7 +17,7 @@ from tropa.clock import utcnow
 from tropa.customers.attributes import parse_date
 from tropa.customers.audit import Actor
 from tropa.customers.identifiers import CustomerNotFound, Identifier, IdentifierInvalid, find_id
-from tropa.customers.imports.job import BATCH, Report, Summary, _update
+from tropa.customers.imports.job import BATCH, Report, Summary, update_job
 from tropa.customers.imports.rows import ID, Problem
 from tropa.customers.orders import OrderConflict, OrderData, record_order
 from tropa.customers.tabular import (
@@ -102,11 +102,11 @@ def import_orders(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor | 
     mapping = mapping or Mapping()
     actor = actor or Actor("import", job_id, path.name[:200])
     report = Report(report_path or path.with_name(f"{path.stem}.rejected.csv"))
-    _update(engine, job_id, status="running")
+    update_job(engine, job_id, status="running")
     try:
         table = open_table(path, mapping)
     except (TableUnreadable, OSError) as exc:
-        _update(engine, job_id, status="failed", error=str(exc)[:2000], finished_at=utcnow())
+        update_job(engine, job_id, status="failed", error=str(exc)[:2000], finished_at=utcnow())
         raise
     columns: list[tuple[int, str, str]] = []
     for index, header in enumerate(table.header):
@@ -149,7 +149,7 @@ def import_orders(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor | 
                 session.commit()
         report.add(problems)
         batch.clear()
-        _update(engine, job_id, rows_done=done, imported=imported, unchanged=unchanged,
+        update_job(engine, job_id, rows_done=done, imported=imported, unchanged=unchanged,
                 rejected=report.count)
         if progress is not None:
             progress(done, max(table.total, done))
@@ -171,7 +171,7 @@ def import_orders(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor | 
             flush()
     flush()
     written = report.close()
-    _update(engine, job_id, status="done", rows_total=done, rows_done=done, imported=imported,
+    update_job(engine, job_id, status="done", rows_total=done, rows_done=done, imported=imported,
             unchanged=unchanged, rejected=report.count,
             report_path=str(written) if written else None, finished_at=utcnow())
     return Summary(job_id, done, imported, unchanged, report.count, written, dry_run)
