@@ -65,6 +65,13 @@ def test_every_shipped_journey_draws(path: Path) -> None:
     _check_edges(done.stdout)
 
 
+def test_time_triggers_are_drawn_in_words() -> None:
+    text = mermaid(compile_journey(
+        "journey: bday\ntrigger: {date: customer.birthday, offset: -1d, at: \"10:00\"}\n"
+        "steps:\n  - send: {channel: sms, text: Hi}\n"))
+    assert 'start(["bday: customer.birthday -1d at 10:00 local, every year (re-entry' in text
+
+
 def test_a_broken_journey_is_refused_with_its_place(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("journey: bad\ntrigger: {event: x}\nsteps:\n  - wiat: 1h\n")

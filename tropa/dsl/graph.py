@@ -9,7 +9,7 @@ from typing import Any
 
 from tropa.dsl.plan import Plan, PlanStep
 
-_LABEL_MAX = 60
+_LABEL_MAX = 80
 _ARM = re.compile(r"^arms\[(\d+)\]\.steps$")
 
 
@@ -128,7 +128,15 @@ def _summary(step: PlanStep) -> str:
 
 def _trigger_label(plan: Plan) -> str:
     trigger = plan.trigger
-    text = f"{plan.journey}: on {trigger.event}"
+    if trigger.date is not None:
+        day = trigger.date
+        offset = f" {day.offset_days:+d}d" if day.offset_days else ""
+        text = f"{plan.journey}: {day.path}{offset} at {day.at} local, every {day.every}"
+    elif trigger.inactivity is not None:
+        idle = trigger.inactivity
+        text = f"{plan.journey}: {idle.days}d without {idle.event}, at {idle.at} local"
+    else:
+        text = f"{plan.journey}: on {trigger.event}"
     if trigger.where:
         text += f" if {trigger.where}"
     return text + f" (re-entry: {plan.re_entry})"
