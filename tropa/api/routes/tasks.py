@@ -16,9 +16,10 @@ from tropa.store.task_models import Task
 from tropa.tasks import store
 
 router = APIRouter(tags=["tasks"], responses=ERRORS)
+MAX_ID = 2**31 - 1  # an INTEGER column on PostgreSQL
 READ = [Depends(require("read"))]
 WRITE = [Depends(require("tasks:write"))]
-TaskId = Annotated[int, Path(ge=1, le=2**62, examples=[42])]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, examples=[42])]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No task has this id"}}
 CHANGES: dict[int | str, dict[str, Any]] = {
@@ -37,10 +38,11 @@ def _not_found(exc: TaskNotFound) -> HTTPException:
 
 @router.get("/v1/tasks", response_model=TaskPage, dependencies=READ)
 def list_tasks(session: SessionDep, status: TaskStatus | None = None,
-               assignee: Annotated[str | None, Query(max_length=100)] = None,
+               assignee: Annotated[str | None, Query(max_length=100,
+                                                     pattern=r"^[\w.@-]+$")] = None,
                customer_id: Annotated[str | None, Query(max_length=128,
                                                         pattern=ID_PATTERN)] = None,
-               after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+               after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> TaskPage:
     """Tasks by id, oldest first, filtered by status, assignee and customer."""
     rows = store.listing(session, status=status, assignee=assignee, customer_id=customer_id,

@@ -57,5 +57,5 @@ class CompleteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=200, examples=["anna"])
+    by: Text = Field(min_length=1, max_length=200, examples=["anna"])
     note: Text | None = Field(default=None, max_length=4000, examples=["called, order placed"])
