@@ -22,7 +22,6 @@ from tropa.store.task_models import Task
 from tropa.tasks.announce import announce
 from tropa.tasks.store import NewTask, create_once
 
-
 NotifyChannel = Literal["email", "sms", "telegram"]
 
 
