@@ -65,7 +65,7 @@ def test_no_server_error_for_any_generated_request(
     operations = len({label.rsplit(" ", 1)[0] for label in sent})
     print(f"\nschemathesis: {operations} operations, {sum(sent.values())} requests "
           f"in {elapsed:.1f}s; no cases for {unsatisfiable}")
-    assert operations >= 18
+    assert operations >= 38  # customers, cards, tags, orders, imports, merge, history included
     assert failures == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -20,7 +21,9 @@ from tests.support.delivery import delivering, messages
 from tests.support.harness import Harness
 from tests.support.journeys import add_customer
 from tests.support.servers import serve
+from tropa.channels.base import raise_for_provider
 from tropa.delivery import limits
+from tropa.errors import ProviderError
 from tropa.settings import Settings
 
 MAIL = """
@@ -174,3 +177,51 @@ async def test_a_run_that_fails_says_which_step_and_why(harness: Harness) -> Non
     assert (last.step_id, last.outcome) == ("2-update_customer", "failed")
     assert "did not finish in time" in last.detail
     assert "2-update_customer" in str(failed.value.cause)
+
+
+async def test_an_oversize_whatsapp_template_parameter_is_cancelled(
+        harness: Harness, sandbox: SandboxServer) -> None:
+    harness.publish("""
+journey: wa-big
+settings: {category: service}
+trigger: {event: cart}
+steps:
+  - send: {channel: whatsapp, template: cart_last_call, template_params: ["{{ event.data.p }}"]}
+""")
+    add_customer(harness.engine, "c-1")
+    await harness.fire("cart", "c-1", {"p": "y" * 5000})
+
+    status = await _finish(harness, "journey/wa-big/c-1")
+
+    assert (status.steps[0].outcome, status.steps[0].detail) == ("cancelled", "param_too_long")
+    assert sandbox.box.calls == []
+
+
+@pytest.mark.parametrize(("status", "final"), [
+    (503, False), (500, False), (429, False), (401, False), (402, False), (403, False),
+    (404, False), (409, False), (400, True), (422, True), (413, True), (415, True),
+    (410, True)])
+def test_only_transient_provider_answers_are_retried(status: int, final: bool) -> None:
+    answer = httpx.Response(status, json={"error": {"code": f"c{status}", "message": "m"}})
+    with pytest.raises(ProviderError) as raised:
+        raise_for_provider(answer)
+    assert raised.value.final is final
+
+
+async def test_a_message_that_cannot_be_prepared_within_the_hour_fails_its_step(
+        harness: Harness, sandbox: SandboxServer) -> None:
+    harness.publish(mail("nodb"))
+    add_customer(harness.engine, "c-1")
+    with harness.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE messages RENAME TO messages_gone"))
+    try:
+        await harness.fire("mail.nodb", "c-1")
+        status = await _finish(harness, "journey/mail-nodb/c-1")
+    finally:
+        with harness.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE messages_gone RENAME TO messages"))
+
+    assert status.state == "completed"
+    assert status.steps[0].outcome == "failed"
+    assert status.steps[0].detail.startswith("prepare did not finish within 1:00:00")
+    assert sandbox.box.calls == []

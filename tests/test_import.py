@@ -171,3 +171,23 @@ async def test_import_job_through_the_api(api: httpx.AsyncClient, tmp_path: Path
     exported = await api.get("/v1/customers:export", params={"format": "csv"})
     assert [r[0] for r in csv.reader(io.StringIO(exported.text))] == ["id", "c-1", "c-7", "c-8"]
     assert (await api.get("/v1/imports/nope")).status_code == 404
+
+
+def test_a_writer_racing_the_import_costs_one_row_not_the_batch(any_engine: sa.Engine) -> None:
+    from tropa.customers.audit import Actor
+    from tropa.customers.imports.customers import CustomerImport
+    from tropa.customers.imports.rows import Row
+
+    importer = CustomerImport(any_engine, Actor("cli"), dry_run=False)
+    importer._existing = lambda _conn, _ids: {}  # type: ignore[method-assign]  # blind to x-1
+    with session_scope(any_engine) as session:
+        service.upsert(session, customer_id="x-1", data={"first_name": "Api"})
+    result = importer.run([Row(number=2, id="x-1", fields={"first_name": "File"}),
+                           Row(number=3, id="x-2", fields={"first_name": "New"})])
+    with session_scope(any_engine) as session:
+        assert service.get(session, customer_id="x-2").first_name == "New"
+        first = service.get(session, customer_id="x-1").first_name
+    if any_engine.dialect.name == "postgresql":  # COPY meets the row: that row is reported
+        assert (result.imported, [p.row for p in result.problems], first) == (1, [2], "Api")
+    else:  # SQLite upserts by id
+        assert (result.imported, result.problems, first) == (2, [], "File")

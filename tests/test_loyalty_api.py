@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.api import api_client, make_app, make_key
 from tests.support.journeys import add_customer
 from tropa.loyalty.card_link import card_link
 from tropa.settings import Settings
+from tropa.store.db import session_scope
+from tropa.store.models import Event
 
 PHONE = {"type": "phone", "value": "8 (916) 123-45-67"}
 
@@ -95,13 +98,17 @@ async def test_percent_of_order_rounds_down_and_refund_restores(api: httpx.Async
     assert (await api.post("/v1/loyalty/orders/o-10/refund", json={})).json() == []
 
 
-async def test_levels_rise_with_qualification_points(api: httpx.AsyncClient) -> None:
+async def test_levels_rise_with_qualification_points(api: httpx.AsyncClient,
+                                                     any_engine: sa.Engine) -> None:
     levels = (await api.get("/v1/loyalty/levels")).json()
     assert [lv["name"] for lv in levels["levels"]] == ["Basic", "Silver", "Gold"]
     first = await accrue(api, "q1", amount=9_000, account="qualification")
     assert first.json()["level"] == "Basic"
     second = await accrue(api, "q2", amount=1_000, account="qualification")
     assert second.json()["level_changed"] == {"from": "Basic", "to": "Silver"}
+    with session_scope(any_engine) as session:  # into the router, where journeys hear it
+        event = session.exec(select(Event).where(Event.type == "loyalty.level_changed")).one()
+    assert (event.customer_id, event.data["to"]) == ("c-1", "Silver")
     bonus = await api.post("/v1/loyalty/write-offs", json={
         "identifier": PHONE, "amount": 1, "idempotency_key": "q3"})
     assert bonus.status_code == 409  # qualification points are never spendable

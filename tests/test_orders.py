@@ -141,3 +141,18 @@ async def test_order_placed_event_records_the_order(api: httpx.AsyncClient,
                                                 "data": {"order_id": "web-9"}})
     assert plain.status_code == 202
     assert (await api.get("/v1/orders/web-9")).status_code == 404
+
+
+async def test_order_placed_in_a_batch_records_the_order(api: httpx.AsyncClient) -> None:
+    base = {"type": "order.placed", "customer_id": "c-1",
+            "occurred_at": "2026-04-01T10:00:00+00:00"}
+    batch = await api.post("/v1/events:batch", json={"events": [
+        {**base, "event_id": "b-1", "data": {"order_id": "web-1", "total": 100}},
+        {**base, "event_id": "b-2", "data": {"order_id": "web-2", "total": -5}},
+        {**base, "event_id": "b-3", "customer_id": "nobody",
+         "data": {"order_id": "web-3", "total": 5}}]})
+    assert batch.status_code == 202, batch.text
+    assert [i["status"] for i in batch.json()["items"]] == ["accepted", "rejected", "rejected"]
+    assert batch.json()["items"][1]["errors"][0]["path"] == "$.events[1].data.total"
+    assert (await api.get("/v1/orders/web-1")).json()["total"] == 100
+    assert (await api.get("/v1/orders/web-2")).status_code == 404

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.harness import Harness, running
@@ -29,8 +30,10 @@ from tropa.channels.netguard import (
     guarded_client,
 )
 from tropa.dsl.compiler import compile_journey
+from tropa.dsl.plan import RunRef, StepCall
 from tropa.errors import JourneyInvalid
 from tropa.settings import Settings
+from tropa.steps.webhook import call_webhook
 
 
 @pytest.fixture
@@ -144,6 +147,21 @@ async def test_a_failed_answer_is_reported_by_status_only(
     history = (await trusting.handle("journey/hook/c-2").fetch_history()).to_json()
     assert marker not in history
     assert "unknown customer" not in history
+
+
+async def test_a_redirect_is_not_followed_and_fails_the_step(
+        trusting: Harness, receiver: tuple[Receiver, str]) -> None:
+    box, base = receiver
+    box.answers = [(307, "")]
+    trusting.publish(hook_journey(f"{base}/hooks/first"))
+    add_customer(trusting.engine, "c-3")
+    await trusting.fire("go", "c-3")
+
+    status = await trusting.finish("journey/hook/c-3")
+
+    assert status.steps[0].outcome == "failed"
+    assert status.steps[0].detail.startswith("WebhookRedirected: webhook answered 307")
+    assert [c["name"] for c in box.calls] == ["first"]
 
 
 # -- the guarded client: each kind of internal address, rebinding, settings ------------------
@@ -286,3 +304,28 @@ def test_tls_checks_the_certificate_against_the_url_host_not_the_pinned_address(
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             http.post(f"https://other.tls.test:{port}/hooks/x")
     assert hosts == [f"hooks.tls.test:{port}"]
+
+
+def _call(url: str) -> StepCall:
+    return StepCall(run=RunRef(workflow_id="journey/old/c-1", run_id="r1", journey="old",
+                               version="v1", customer_id="c-1", category="service"),
+                    step_id="1-webhook", step_type="webhook", params={"url": url},
+                    idempotency_key="journey/old/c-1/r1/1-webhook")
+
+
+@pytest.mark.parametrize("url", ["{{ event.data.hook }}", "https://{{ event.data.host }}/x"])
+def test_a_run_published_before_the_rule_fails_its_step_finally_without_calling(
+        url: str, receiver: tuple[Receiver, str]) -> None:
+    """Plans already stored keep their templated URL; the step refuses it when it runs."""
+    box, base = receiver
+    context = {"event": {"data": {"hook": f"{base}/hooks/x", "host": base[7:]}},
+               "customer": {"id": "c-1"}, "steps": {}, "journey": {"name": "old"}}
+    with guarded_client(AddressPolicy(allow_private=True), timeout=5) as http, \
+            pytest.raises(ApplicationError) as caught:
+        call_webhook(http, SECRET.encode(), context, _call(url))
+
+    assert caught.value.type == "WebhookParamsInvalid"
+    assert caught.value.non_retryable
+    assert "the scheme and host of `url` must be written out" in caught.value.message
+    assert base[7:] not in caught.value.message  # the event's value is not quoted back
+    assert box.calls == []

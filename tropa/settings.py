@@ -31,6 +31,10 @@ class TemporalSettings(BaseSettings):
     )
     dev_port: int = Field(default=7233, description="Port of the embedded dev server frontend")
     dev_ui_port: int = Field(default=8233, description="Port of the embedded dev server Web UI")
+    sticky_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a run's next task waits for the worker "
+        "that ran it last before any worker takes it (after a worker dies, its runs resume "
+        "elsewhere within this time)")
 
     def web_ui(self) -> str:
         """Where the Web UI is: the configured URL or the embedded server's."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
+
 import sqlalchemy as sa
+from sqlmodel import select
 
 from tropa.services import journeys
 from tropa.store.db import session_scope
@@ -29,4 +32,12 @@ def add_customer(engine: sa.Engine, customer_id: str, **fields: object) -> None:
         "consents": {"marketing": {"sms": True, "email": True}},
     }
     with session_scope(engine) as session:
+        # Phones and emails are unique across customers: a second customer with the defaults
+        # gets contacts of its own, derived from its id.
+        tag = zlib.crc32(customer_id.encode())
+        for name, own in (("phone", f"+7916{tag % 10_000_000:07d}"),
+                          ("email", f"anna+{tag:08x}@example.com")):
+            if name not in fields and session.exec(
+                    select(Customer.id).where(getattr(Customer, name) == defaults[name])).first():
+                defaults[name] = own
         session.add(Customer(id=customer_id, **{**defaults, **fields}))

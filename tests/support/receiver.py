@@ -43,7 +43,9 @@ class Receiver:
                     return Response("bad signature", status_code=401)
                 if len(self.calls) <= len(self.answers):
                     status, text = self.answers[len(self.calls) - 1]
-                    return Response(text, status_code=status)
+                    # a scripted redirect points at another hook, which must not be called
+                    moved = {"Location": "/hooks/redirected"} if 300 <= status < 400 else None
+                    return Response(text, status_code=status, headers=moved)
                 self.accepted.setdefault(key, {"name": name, "body": json.loads(raw)})
             return Response("ok")
 

@@ -33,6 +33,8 @@ def worker_env(env: WorkflowEnvironment, engine: sa.Engine, sandbox: SandboxServ
             "TROPA_DELIVERY_DELIVER_TIMEOUT_SECONDS": "3",
             "TROPA_DELIVERY_RETRY_INITIAL_SECONDS": "0.5",
             "TROPA_DELIVERY_RETRY_MAX_INTERVAL_SECONDS": "2",
+            # Runs of a killed worker resume on the next one within a second.
+            "TROPA_TEMPORAL_STICKY_TIMEOUT_SECONDS": "1",
             "TROPA_LOG_LEVEL": "WARNING", **production_secrets(), **extra}
 
 

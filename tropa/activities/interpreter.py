@@ -13,6 +13,8 @@ from temporalio.exceptions import ApplicationError
 
 from tropa.activities.customer_context import customer_view, customer_zone, load_customer
 from tropa.dsl.expressions import ExpressionError, evaluate
+from tropa.loyalty.template_view import with_loyalty
+from tropa.settings import Settings, get_settings
 from tropa.store.db import session_scope
 from tropa.workflows.inputs import EvaluateInput, NextLocalTimeInput
 
@@ -28,13 +30,19 @@ def next_local(after: datetime, at: str, zone: ZoneInfo) -> datetime:
     return candidate
 
 
-def interpreter_activities(engine: sa.Engine) -> list[Callable[..., Any]]:
-    """The local activities JourneyRun calls, bound to the database."""
+def interpreter_activities(engine: sa.Engine,
+                           settings: Settings | None = None) -> list[Callable[..., Any]]:
+    """The local activities JourneyRun calls, bound to the database (and the settings that
+    choose the loyalty platform conditions read `customer.loyalty` from)."""
+    loyalty = (settings or get_settings()).loyalty
 
     @activity.defn(name="tropa.evaluate")
     def evaluate_condition(inp: EvaluateInput) -> bool:
         with session_scope(engine) as session:
             customer = customer_view(load_customer(session, inp.customer_id))
+        # `customer.loyalty` as of the run's clock, read only if the condition uses it.
+        customer = with_loyalty(customer, engine, loyalty,
+                                activity.info().current_attempt_scheduled_time)
         try:
             return evaluate(inp.expression, {**inp.context, "customer": customer})
         except ExpressionError as exc:

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
-from tropa.customers.audit import Actor
+from tropa.customers.audit import Actor, set_actor
 from tropa.services.api_keys import hash_key
 from tropa.store.db import session_scope
 from tropa.store.models import ApiKey
@@ -18,11 +19,7 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False,
                        description="An API key made by `tropa keys create`")
 
 
-def current_actor(request: Request,
-                  key: Annotated[str | None, Security(_header)] = None) -> Actor:
-    """The API key making the request (id and name), as the audit names it."""
-    if not key:
-        return Actor("api_key")
+def _lookup(request: Request, key: str) -> Actor:
     cache: dict[str, Actor] | None = getattr(request.app.state, "actor_cache", None)
     if cache is None:
         cache = request.app.state.actor_cache = {}
@@ -34,6 +31,17 @@ def current_actor(request: Request,
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = actor
+    return actor
+
+
+async def current_actor(request: Request,
+                        key: Annotated[str | None, Security(_header)] = None) -> Actor:
+    """The API key making the request (id and name), as the audit names it; changes to
+    customers in this request are recorded as made by it."""
+    cache: dict[str, Actor] = getattr(request.app.state, "actor_cache", None) or {}
+    found = cache.get(key) if key else Actor("api_key")
+    actor = found if found is not None else await run_in_threadpool(_lookup, request, key or "")
+    set_actor(actor)
     return actor
 
 

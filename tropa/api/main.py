@@ -16,6 +16,7 @@ from tropa.api.routes import (
     imports,
     journeys,
     loyalty,
+    merge,
     orders,
     receipts,
     runs,
@@ -23,6 +24,7 @@ from tropa.api.routes import (
     tasks,
     unsubscribe,
 )
+from tropa.services.event_intake import SingleIntake
 from tropa.services.events import EventRouter
 from tropa.services.journeys import JourneyCatalogue
 from tropa.settings import Settings
@@ -51,6 +53,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.state.key_cache = {}
     app.state.event_router = EventRouter(engine, temporal, catalogue,
                                          settings.temporal.task_queue)
+    app.state.event_intake = SingleIntake(app.state.event_router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     hide_query_strings()
     errors.install(app)
@@ -62,6 +65,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(orders.router)
     app.include_router(imports.router)
     app.include_router(unsubscribe.router)
+    app.include_router(merge.router)
     app.include_router(tasks.router)
 
     @app.get("/healthz", tags=["health"])

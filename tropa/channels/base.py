@@ -52,6 +52,9 @@ class ChannelAdapter(Protocol):
         """Hand the message to the provider."""
 
 
+_RETRIED = frozenset({401, 402, 403, 404, 405, 408, 409, 425, 429})
+
+
 def raise_for_provider(response: httpx.Response) -> None:
     """Sort a provider's answer once: content errors are final, everything else retries."""
     if response.is_success:
@@ -65,11 +68,19 @@ def raise_for_provider(response: httpx.Response) -> None:
         error = {"message": str(error)}
     code = str(error.get("code") or f"http_{response.status_code}")
     text = str(error.get("message") or response.reason_phrase)
-    if response.status_code in (400, 422):
+    status = response.status_code
+    if status in (400, 422):
         raise MessageInvalid(f"provider rejected the message: {text}", reason=code)
-    # 401/402/403 are the sender's account (credentials, balance, sender name): fixable by
-    # the shop, so the message waits for the fix; 429 and 5xx are the provider's load.
-    raise ProviderUnavailable(f"provider unavailable ({response.status_code}): {text}", reason=code)
+    if status == 413:
+        raise MessageInvalid(f"provider refused the message as too large: {text}",
+                             reason="message_too_large")
+    # 401/402/403 are the sender's account (credentials, balance, sender name) and 3xx, 404
+    # and 405 a provider URL to correct: fixable by the shop, so the message waits for the
+    # fix; 408, 409 (a call under this key in progress), 425, 429 and 5xx are the provider's
+    # load. Any other answer is the same on every retry: final.
+    if status < 400 or status >= 500 or status in _RETRIED:
+        raise ProviderUnavailable(f"provider unavailable ({status}): {text}", reason=code)
+    raise ProviderAnswerInvalid(f"provider refused the call ({status}): {text}", reason=code)
 
 
 def post_json(

@@ -8,6 +8,7 @@ names its path, `attributes.children[1].birth_date`.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -31,14 +32,21 @@ def render_path(loc: list[str | int]) -> str:
     return out
 
 
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_RU = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
+
+
 def parse_date(value: str) -> date:
     """A date from ISO `1990-05-17` or `17.05.1990`; ValueError otherwise."""
     text = value.strip()
-    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a date, no time
-        except ValueError:
-            continue
+    iso, ru = _ISO.match(text), _RU.match(text)
+    try:
+        if iso is not None:
+            return date(int(iso[1]), int(iso[2]), int(iso[3]))
+        if ru is not None:
+            return date(int(ru[3]), int(ru[2]), int(ru[1]))
+    except ValueError:
+        pass
     raise ValueError(f"{value!r} is not a date; write it as 1990-05-17 or 17.05.1990")
 
 

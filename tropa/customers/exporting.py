@@ -64,12 +64,15 @@ def export(engine: sa.Engine, path: Path) -> int:
     count = 0
     if path.suffix.lower() == ".xlsx":
         from openpyxl import Workbook
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
         book = Workbook(write_only=True)
         sheet = book.create_sheet("customers")
         sheet.append(HEADER)
         for row in rows(engine):
-            sheet.append(row)
+            # XLSX cannot hold control characters; a CSV export keeps them.
+            sheet.append([ILLEGAL_CHARACTERS_RE.sub("\ufffd", c) if isinstance(c, str) else c
+                          for c in row])
             count += 1
         book.save(path)
         return count

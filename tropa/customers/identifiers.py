@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session, or_, select
+from sqlmodel import Session, col, or_, select
 
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
 from tropa.store.customer_models import Card, CustomerAlias
@@ -72,6 +72,14 @@ def canonical_id(session: Session, customer_id: str) -> str | None:
         return customer_id
     alias = session.get(CustomerAlias, customer_id)
     return alias.customer_id if alias is not None else None
+
+
+def aliases_of(session: Session, ids: set[str]) -> dict[str, str]:
+    """Of these ids, those merged into another customer, with the survivor's id."""
+    if not ids:
+        return {}
+    rows = session.exec(select(CustomerAlias).where(col(CustomerAlias.alias_id).in_(ids)))
+    return {a.alias_id: a.customer_id for a in rows}
 
 
 def find_id(session: Session, identifier: Identifier) -> str | None:

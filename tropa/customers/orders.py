@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from sqlmodel import Session, col, func, select
 
 from tropa.clock import ensure_aware, utcnow
 from tropa.customers.audit import Actor, diff, record
-from tropa.customers.identifiers import CustomerNotFound, Identifier, find_id
+from tropa.customers.identifiers import CustomerNotFound, Identifier, canonical_id, find_id
 from tropa.customers.locking import lock_customer
 from tropa.store.customer_models import Order, OrderStatusChange, PurchaseStats
 from tropa.store.models import Event
@@ -27,7 +34,19 @@ from tropa.store.models import Event
 NOT_PURCHASES = frozenset({"cancelled", "awaiting_payment", "failed", "refunded"})
 Status = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", examples=["paid"])]
 Money = Annotated[int, Field(ge=0, le=10**15, description="Integer minor units (kopecks)")]
+
+
+def _sane_year(value: datetime) -> datetime:
+    if not 1900 <= value.year <= 2200:
+        raise ValueError("must be between the years 1900 and 2200")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_sane_year)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+AttributeName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+AttributeValue = (Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")]
+                  | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None)
 
 
 class OrderItem(BaseModel):
@@ -46,7 +65,7 @@ class OrderData(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    placed_at: AwareDatetime
+    placed_at: Moment
     status: Status = "placed"
     currency: str = Field(default="RUB", pattern=r"^[A-Z]{3}$", description="ISO 4217")
     total: Money
@@ -54,7 +73,7 @@ class OrderData(BaseModel):
     items: list[OrderItem] = Field(default_factory=list, max_length=1000)
     store: ShortText | None = None
     channel: Literal["online", "offline"] = "offline"
-    attributes: dict[str, str | int | float | bool | None] = Field(
+    attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict, max_length=50,
         description="Promo code, UTM tags and the like", examples=[{"utm_source": "email"}])
 
@@ -117,7 +136,11 @@ def record_order(session: Session, order_id: str, data: OrderData, *, customer_i
     `emit=False` raises no events at all (a shop's purchase history, imported).
     """
     if not lock_customer(session, customer_id):
-        raise CustomerNotFound(f"customer {customer_id!r} does not exist")
+        # Merged away while this request waited: the order is the survivor's.
+        survivor = canonical_id(session, customer_id)
+        if survivor is None or not lock_customer(session, survivor):
+            raise CustomerNotFound(f"customer {customer_id!r} does not exist")
+        customer_id = survivor
     digest = _hash(customer_id, data)
     order = session.get(Order, order_id, with_for_update=True)
     if order is not None and order.customer_id != customer_id:

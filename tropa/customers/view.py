@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
@@ -59,7 +60,12 @@ def customer_view(customer: Customer) -> dict[str, Any]:
 
 
 def _segment(customer: Customer) -> str | None:
-    # The RF segment is kept in its own table; read it in the customer's own session.
+    # The RF segment is kept in its own table. A mapped customer reads it in its own
+    # session; a Core row (event intake reads customers in bulk) carries it as a column.
+    state = sa.inspect(customer, raiseerr=False)
+    if state is None:
+        segment = getattr(customer, "segment", None)
+        return str(segment) if segment is not None else None
     session = object_session(customer)
     if session is None:
         return None

@@ -27,6 +27,8 @@ TEXT_MAX: dict[str, int] = {
 """Characters of the text body per channel; email's HTML body has HTML_MAX."""
 HTML_MAX = 2_000_000
 """Characters of an email's HTML body."""
+TEMPLATE_PARAM_MAX = 1_024
+"""Characters of one rendered WhatsApp template parameter (the Cloud API's limit)."""
 STORED_PREVIEW = 1_000
 """Characters of a cancelled message's text kept in the log (the rest is dropped)."""
 _CONTROL = {chr(c) for c in range(32)} - {"\n", "\r", "\t"}
@@ -60,6 +62,15 @@ def check_rendered(channel: str, *, text: str, subject: str | None, html: str | 
             # refuse the rest; no retry changes that.
             raise MessageInvalid(f"the rendered {name} contains control characters",
                                  reason="invalid_characters")
+
+
+def check_template_params(params: list[str]) -> None:
+    """Raise MessageInvalid for a rendered WhatsApp template parameter over its bound."""
+    for number, param in enumerate(params, start=1):
+        if len(param) > TEMPLATE_PARAM_MAX:
+            raise MessageInvalid(
+                f"template parameter {number} has {len(param)} characters, more than the "
+                f"{TEMPLATE_PARAM_MAX} allowed", reason="param_too_long")
 
 
 def check_recipient(recipient: str) -> None:

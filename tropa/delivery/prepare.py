@@ -144,9 +144,10 @@ class Preparer:
                   now: datetime) -> dict[str, Any]:
         window_open = _within(customer.attributes.get("whatsapp_last_inbound_at"), now,
                               WHATSAPP_WINDOW)
+        params = [render(str(p), context) for p in call.params.get("template_params") or []]
+        limits.check_template_params(params)
         return {"template": call.params.get("template"),
-                "params": [render(str(p), context) for p in call.params.get("template_params")
-                           or []],
+                "params": params,
                 "language": call.params.get("language") or customer.locale,
                 "window_open": window_open}
 

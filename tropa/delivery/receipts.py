@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -16,6 +17,7 @@ from tropa.delivery.store import Delivery, EarlyReceipt
 from tropa.store.db import session_scope
 from tropa.store.models import Message
 
+EARLY_RECEIPTS_KEPT = timedelta(days=7)
 _MESSAGE_STATUS = {"delivered": "delivered", "undelivered": "undelivered",
                    "rejected": "rejected"}
 
@@ -65,11 +67,16 @@ def settle_early(engine: sa.Engine, provider_message_id: str,
 
 
 def _keep_early(engine: sa.Engine, receipt: Receipt) -> None:
+    now = utcnow()
     with contextlib.suppress(sa.exc.IntegrityError), session_scope(engine) as session:
+        # Receipts of ids no deliver phase ever commits (another system's messages) go
+        # after a week: the table stays small.
+        session.execute(sa.delete(EarlyReceipt).where(
+            col(EarlyReceipt.received_at) < now - EARLY_RECEIPTS_KEPT))
         early = session.get(EarlyReceipt, receipt.provider_message_id) or EarlyReceipt(
             provider_message_id=receipt.provider_message_id, state=receipt.state)
         early.state, early.reason, early.received_at = (receipt.state, receipt.reason or None,
-                                                        utcnow())
+                                                        now)
         session.add(early)
 
 

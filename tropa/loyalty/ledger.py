@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from tropa.clock import utcnow
+from tropa.clock import ensure_aware, utcnow
 from tropa.errors import LoyaltyError, LoyaltyNotFound, LoyaltyRefused, Overdraw
 from tropa.loyalty.models import (
     Account,
@@ -68,6 +68,7 @@ def _account(session: Session, customer_id: str, programme: str, kind: Account) 
 
 
 def lock_account(session: Session, account: LoyaltyAccount) -> None:
+    """Bump the account row: the row lock (write lock on SQLite) every change holds."""
     session.execute(sa.update(LoyaltyAccount)
                     .where(col(LoyaltyAccount.id) == account.id)
                     .values(seq=LoyaltyAccount.seq + 1))
@@ -87,10 +88,7 @@ def _live(now: datetime) -> Any:
                           col(LoyaltyBucket.expires_at) > now))
 
 
-def account_balance(session: Session, account_id: int | None, now: datetime) -> AccountBalance:
-    """Balance, pending amount and nearest burn of one account, as of `now`."""
-    if account_id is None:
-        return AccountBalance(balance=0, pending=0)
+def _totals(session: Session, account_id: int, now: datetime) -> tuple[int, int]:
     b = LoyaltyBucket
     active = sa.case((_live(now), b.remaining), else_=0)
     pending = sa.case((col(b.active_from) > now, b.remaining), else_=0)
@@ -98,40 +96,65 @@ def account_balance(session: Session, account_id: int | None, now: datetime) -> 
         sa.select(sa.func.coalesce(sa.func.sum(active), 0),
                   sa.func.coalesce(sa.func.sum(pending), 0))
         .where(col(b.account_id) == account_id, col(b.remaining) > 0)).one()
-    nearest = session.execute(
-        sa.select(col(b.expires_at), sa.func.sum(col(b.remaining)))
-        .where(col(b.account_id) == account_id, col(b.remaining) > 0,
-               col(b.expires_at).is_not(None), _live(now))
-        .group_by(col(b.expires_at)).order_by(col(b.expires_at)).limit(1)).first()
-    nxt = NextExpiry(at=nearest[0], amount=int(nearest[1])) if nearest else None
-    return AccountBalance(balance=int(row[0]), pending=int(row[1]), next_expiry=nxt)
+    return int(row[0]), int(row[1])
+
+
+def _next_expiry(session: Session, account_id: int, at: datetime | None,
+                 now: datetime) -> NextExpiry | None:
+    if at is None:
+        return None
+    b = LoyaltyBucket
+    burning = session.execute(
+        sa.select(sa.func.sum(col(b.remaining)))
+        .where(col(b.account_id) == account_id, col(b.expires_at) == at,
+               col(b.remaining) > 0, col(b.active_from) <= now)).scalar_one()
+    return NextExpiry(at=ensure_aware(at), amount=int(burning or 0))
 
 
 def balance(session: Session, programme: Programme, customer_id: str,
             now: datetime | None = None) -> Balance:
-    """The customer's balances and level, computed live as of `now` (default: the clock)."""
+    """The customer's balances and level, computed live as of `now` (default: the clock).
+
+    One aggregate over the customer's buckets gives each account's balance, pending points
+    and nearest burn time; one more query per account tells how much burns then."""
     now = now or utcnow()
     if session.get(Customer, customer_id) is None:
         raise LoyaltyNotFound(f"customer {customer_id!r} does not exist")
-    ids: dict[str, int] = dict(session.execute(
-        sa.select(col(LoyaltyAccount.kind), col(LoyaltyAccount.id))
-        .where(col(LoyaltyAccount.customer_id) == customer_id,
-               col(LoyaltyAccount.programme) == programme.programme)).all())
-    bonus = account_balance(session, ids.get("bonus"), now)
-    qual = account_balance(session, ids.get("qualification"), now)
+    a, b = LoyaltyAccount, LoyaltyBucket
+    live = _live(now)
+    rows = session.execute(
+        sa.select(col(a.kind), col(a.id),
+                  sa.func.coalesce(sa.func.sum(sa.case((live, b.remaining), else_=0)), 0),
+                  sa.func.coalesce(sa.func.sum(
+                      sa.case((col(b.active_from) > now, b.remaining), else_=0)), 0),
+                  sa.func.min(sa.case((sa.and_(live, col(b.expires_at).is_not(None)),
+                                       b.expires_at))))
+        .select_from(a)
+        .join(b, sa.and_(col(b.account_id) == col(a.id), col(b.remaining) > 0), isouter=True)
+        .where(col(a.customer_id) == customer_id, col(a.programme) == programme.programme)
+        .group_by(col(a.kind), col(a.id))).all()
+    accounts = {kind: AccountBalance(balance=int(total), pending=int(pending),
+                                     next_expiry=_next_expiry(session, account_id, at, now))
+                for kind, account_id, total, pending, at in rows}
+    empty = AccountBalance(balance=0, pending=0)
+    bonus, qual = accounts.get("bonus", empty), accounts.get("qualification", empty)
     return Balance(customer_id=customer_id, programme=programme.programme, as_of=now,
                    bonus=bonus, qualification=qual, level=programme.level_for(qual.balance))
 
 
 def relevel(session: Session, programme: Programme, account: LoyaltyAccount,
              now: datetime) -> LevelChange | None:
+    """Store the level the live qualification balance reaches; return the change, if any."""
     if account.kind != "qualification":
         return None
-    points = account_balance(session, account.id, now).balance
+    assert account.id is not None
+    points, _ = _totals(session, account.id, now)
     level = programme.level_for(points)
+    # A new account starts at the level of 0 points: reaching it is no change.
+    current = account.level if account.level is not None else programme.level_for(0)
+    change = LevelChange(from_=current, to=level) if level != current else None
     if level == account.level:
         return None
-    change = LevelChange(from_=account.level, to=level)
     session.execute(sa.update(LoyaltyAccount).where(col(LoyaltyAccount.id) == account.id)
                     .values(level=level))
     account.level = level
@@ -141,12 +164,12 @@ def relevel(session: Session, programme: Programme, account: LoyaltyAccount,
 def _finish(session: Session, programme: Programme, op: LoyaltyOperation,
             account: LoyaltyAccount, now: datetime, **fields: Any) -> OperationResult:
     change = relevel(session, programme, account, now)
-    assert op.id is not None
-    state = account_balance(session, account.id, now)
+    assert op.id is not None and account.id is not None
+    total, pending = _totals(session, account.id, now)
     result = OperationResult(
         operation_id=op.id, kind=op.kind, customer_id=op.customer_id,
         account=account.kind,
-        amount=op.amount, reason=op.reason, balance=state.balance, pending=state.pending,
+        amount=op.amount, reason=op.reason, balance=total, pending=pending,
         level=account.level if account.kind == "qualification" else None,
         level_changed=change, cancels=op.cancels, **fields)
     op.result = result.model_dump(mode="json", by_alias=True)
@@ -245,11 +268,7 @@ def write_off(session: Session, programme: Programme, *, customer_id: str, amoun
     if repeat is not None:
         return repeat
     assert acct is not None and acct.id is not None
-    b = LoyaltyBucket
-    buckets = session.exec(
-        select(b).where(b.account_id == acct.id, col(b.remaining) > 0, _live(now))
-        .order_by(col(b.expires_at).is_(None), col(b.expires_at), col(b.id))).all()
-    available = sum(x.remaining for x in buckets)
+    available, _ = _totals(session, acct.id, now)
     if available < amount:
         raise Overdraw(amount, available)
     op = LoyaltyOperation(idempotency_key=idempotency_key, account_id=acct.id,
@@ -261,18 +280,30 @@ def write_off(session: Session, programme: Programme, *, customer_id: str, amoun
     assert op.id is not None
     draws: list[Draw] = []
     left = amount
-    for bucket in buckets:
-        if left == 0:
-            break
-        take = min(left, bucket.remaining)
-        left -= take
-        bucket.remaining -= take
-        session.add(bucket)
-        assert bucket.id is not None
-        session.add(LoyaltyEntry(account_id=acct.id, operation_id=op.id, bucket_id=bucket.id,
-                                 kind="write_off", amount=-take, at=now))
-        draws.append(Draw(bucket_id=bucket.id, accrual_id=bucket.operation_id, amount=take,
-                          expires_at=bucket.expires_at))
+    b = LoyaltyBucket
+    while left > 0:
+        # A page at a time: a customer with thousands of buckets loads only what is spent.
+        # Drained buckets are flushed with 0 left, so the next page starts after them.
+        page = session.exec(
+            select(b).where(b.account_id == acct.id, col(b.remaining) > 0, _live(now))
+            .order_by(col(b.expires_at).asc().nulls_last(), col(b.id))
+            .limit(20)).all()
+        if not page:  # cannot happen under the lock; never loop forever
+            raise LoyaltyError("the balance changed during the write-off; try again")
+        for bucket in page:
+            if left == 0:
+                break
+            take = min(left, bucket.remaining)
+            left -= take
+            bucket.remaining -= take
+            session.add(bucket)
+            assert bucket.id is not None
+            session.add(LoyaltyEntry(account_id=acct.id, operation_id=op.id,
+                                     bucket_id=bucket.id, kind="write_off", amount=-take,
+                                     at=now))
+            draws.append(Draw(bucket_id=bucket.id, accrual_id=bucket.operation_id, amount=take,
+                              expires_at=bucket.expires_at))
+        session.flush()
     return _finish(session, programme, op, acct, now, draws=draws)
 
 

@@ -1,4 +1,9 @@
-"""Customers: create, replace, patch, find; consents, tags and attributes; bulk upsert."""
+"""Customers: create, replace, patch, find; consents, tags and attributes; bulk upsert.
+
+Every write locks the customer's row first (`lock_customer_for_update`), so concurrent
+writes never lose each other's changes; a client that read-modify-writes passes the version
+it read (`Expected`, from If-Match) and gets VersionMismatch when the customer moved on.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from tropa.customers.identifiers import (
     check_unique,
     clean_identifiers,
 )
+from tropa.store.customer_lock import lock_customer_for_update
 from tropa.store.db import session_scope
 from tropa.store.models import Customer
 
@@ -33,6 +39,31 @@ class ContactRejected(ValueError):
 
 # Any identifier (external id, phone, email) taken by another customer: a 409.
 ExternalIdTaken = IdentifierTaken
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The versions a client read-modify-writes from (If-Match); any existing version when
+    `any_version` (If-Match: *)."""
+
+    versions: frozenset[int] = frozenset()
+    any_version: bool = False
+
+    def allows(self, version: int) -> bool:
+        """Whether the stored version is one the client expects."""
+        return self.any_version or version in self.versions
+
+
+class VersionMismatch(ValueError):
+    """The customer is not at the version the client expects; `current` is None when the
+    customer does not exist."""
+
+    def __init__(self, customer_id: str, current: int | None) -> None:
+        where = ("it does not exist yet (leave If-Match out to create it)" if current is None
+                 else f'it is now at version {current} (ETag "{current}")')
+        super().__init__(f"customer {customer_id!r} changed since you read it: {where}; "
+                         "GET it again, reapply your change and send the new ETag in If-Match")
+        self.current = current
 
 
 def normalise_contacts(data: dict[str, Any]) -> dict[str, Any]:
@@ -69,29 +100,72 @@ def _flush(session: Session, _external_id: str | None = None) -> None:
         raise IdentifierTaken("an identifier (external_id, phone or email)", None) from exc
 
 
-def upsert(session: Session, *, customer_id: str, data: dict[str, Any]) -> tuple[Customer, bool]:
+def locked(session: Session, customer_id: str, expected: Expected | None = None) -> Customer:
+    """The customer, locked for this transaction and at the expected version; raises
+    CustomerNotFound or VersionMismatch."""
+    customer = lock_customer_for_update(session, customer_id)
+    if customer is None:
+        return get(session, customer_id=customer_id)  # raises CustomerNotFound
+    if expected is not None and not expected.allows(customer.version):
+        raise VersionMismatch(customer_id, customer.version)
+    return customer
+
+
+def upsert(session: Session, *, customer_id: str, data: dict[str, Any],
+           expected: Expected | None = None) -> tuple[Customer, bool]:
     """Create or replace a customer; returns it and whether it is new."""
     data = normalise_contacts(dict(data))
     _check_identifiers(session, customer_id, data)
-    customer = session.get(Customer, customer_id)
-    created = customer is None
+    customer = lock_customer_for_update(session, customer_id)
     if customer is None:
-        customer = Customer(id=customer_id, **data)
-    else:
-        for name, value in data.items():
-            setattr(customer, name, value)
-        customer.updated_at = utcnow()
+        if expected is not None:
+            raise VersionMismatch(customer_id, None)
+        customer = _create(session, customer_id, data)
+        if customer is not None:
+            return customer, True
+        # Another request created it a moment ago: replace what it wrote.
+        customer = locked(session, customer_id)
+    elif expected is not None and not expected.allows(customer.version):
+        raise VersionMismatch(customer_id, customer.version)
+    for name, value in data.items():
+        setattr(customer, name, value)
+    customer.updated_at = utcnow()
     session.add(customer)
     _flush(session, data.get("external_id"))
-    return customer, created
+    return customer, False
 
 
-def update(session: Session, *, customer_id: str, changes: dict[str, Any]) -> Customer:
+def _create(session: Session, customer_id: str, data: dict[str, Any]) -> Customer | None:
+    """Insert a new customer; None when another transaction inserted it first."""
+    customer = Customer(id=customer_id, **data)
+    if session.get_bind().dialect.name == "sqlite":
+        # The write lock taken by lock_customer_for_update keeps every other writer out.
+        session.add(customer)
+        _flush(session, data.get("external_id"))
+        return customer
+    try:
+        with session.begin_nested():
+            session.add(customer)
+    except IntegrityError as exc:
+        if session.get(Customer, customer_id) is None:  # not the id: an identifier clashed
+            raise IdentifierTaken("an identifier (external_id, phone or email)",
+                                  None) from exc
+        return None
+    return customer
+
+
+def update(session: Session, *, customer_id: str, changes: dict[str, Any],
+           expected: Expected | None = None) -> Customer:
     """Change only the given fields."""
-    customer = get(session, customer_id=customer_id)
     changes = normalise_contacts(dict(changes))
+    customer = locked(session, customer_id, expected)
     _check_identifiers(session, customer_id, changes)
-    return _save(session, customer, lambda c: [setattr(c, k, v) for k, v in changes.items()])
+
+    def change(c: Customer) -> None:
+        for name, value in changes.items():
+            setattr(c, name, value)
+
+    return _save(session, customer, change)
 
 
 def _save(session: Session, customer: Customer, change: Callable[[Customer], object]) -> Customer:
@@ -117,9 +191,9 @@ def find(session: Session, *, phone: str | None = None, email: str | None = None
 
 
 def set_consent(session: Session, *, customer_id: str, category: str, channel: str,
-                granted: bool) -> Customer:
+                granted: bool, expected: Expected | None = None) -> Customer:
     """Grant or withdraw consent to one category of messages over one channel."""
-    customer = get(session, customer_id=customer_id)
+    customer = locked(session, customer_id, expected)
 
     def change(c: Customer) -> None:
         # A new dict, so the JSON column is seen as changed.
@@ -131,9 +205,9 @@ def set_consent(session: Session, *, customer_id: str, category: str, channel: s
 
 
 def change_tags(session: Session, *, customer_id: str, add: Iterable[str],
-                remove: Iterable[str]) -> Customer:
+                remove: Iterable[str], expected: Expected | None = None) -> Customer:
     """Add and remove tags, keeping their order and no duplicates."""
-    customer = get(session, customer_id=customer_id)
+    customer = locked(session, customer_id, expected)
     gone = set(remove)
 
     def change(c: Customer) -> None:
@@ -144,9 +218,10 @@ def change_tags(session: Session, *, customer_id: str, add: Iterable[str],
     return _save(session, customer, change)
 
 
-def merge_attributes(session: Session, *, customer_id: str, values: dict[str, Any]) -> Customer:
+def merge_attributes(session: Session, *, customer_id: str, values: dict[str, Any],
+                     expected: Expected | None = None) -> Customer:
     """Set attributes; a null value removes the attribute."""
-    customer = get(session, customer_id=customer_id)
+    customer = locked(session, customer_id, expected)
     try:
         values = clean_attributes(values)
     except AttributeInvalid as exc:
@@ -173,10 +248,13 @@ def bulk_upsert(engine: sa.Engine, rows: list[BulkRow]) -> dict[int, tuple[str, 
     outcome: dict[int, tuple[str, str | None]] = {}
     try:
         with session_scope(engine) as session:
-            for row in rows:
+            # Row locks in id order, so two bulk requests never wait on each other; a
+            # customer given twice keeps request order (the sort is stable).
+            for row in sorted(rows, key=lambda r: r.customer_id):
                 outcome[row.index] = _bulk_one(session, row)
-    except ExternalIdTaken:
-        # A race with another writer: fall back to one transaction per customer.
+    except (ExternalIdTaken, sa.exc.OperationalError):
+        # A race with another writer (an external_id taken meanwhile, or PostgreSQL breaking
+        # a deadlock on the external_id index): one transaction per customer instead.
         outcome = {}
         for row in rows:
             try:

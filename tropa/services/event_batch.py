@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from tropa.clock import utcnow
+from tropa.customers.identifiers import aliases_of
 from tropa.customers.view import customer_view
 from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
 from tropa.services.events import CLAIM_TIMEOUT, EventRouter, Routed
 from tropa.store.db import session_scope
 from tropa.store.models import Customer, Event
+from tropa.store.segment_models import CustomerSegment
 
 log = get_logger("events")
 EVENTS = Event.__table__  # type: ignore[attr-defined]
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+SEGMENTS = CustomerSegment.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -37,7 +40,7 @@ Outcome = Routed | Failed
 async def ingest_many(router: EventRouter, events: list[EventIn],
                       concurrency: int = 64) -> list[Outcome]:
     """Store each event once and route the new ones; one outcome per event, in order."""
-    claims = await run_in_threadpool(_claim_many, router.engine, events)
+    claims = await run_in_threadpool(claim_many, router.engine, events)
     outcomes: list[Outcome | None] = [None] * len(events)
     pending: list[tuple[int, EventIn, dict[str, Any]]] = []
     for index, claim in enumerate(claims):
@@ -64,22 +67,40 @@ async def ingest_many(router: EventRouter, events: list[EventIn],
         done = {events[i].event_id: o for i, _, _ in pending
                 if isinstance(o := outcomes[i], Routed)}
         failed = [events[i].event_id for i, _, _ in pending if not isinstance(outcomes[i], Routed)]
-        await run_in_threadpool(_finish, router.engine, done, failed)
+        await run_in_threadpool(finish, router.engine, done, failed)
     return [o if o is not None else Failed("not routed", retryable=True) for o in outcomes]
 
 
-def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[str, Any]]:
-    """Per event: the customer view when this request routes it, else its outcome."""
+def _views(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, Any]]:
+    # Core rows, not ORM objects: this runs for every event and the view only reads
+    # attributes, which a row has by the same names (the RF segment joined in).
+    return {row.id: customer_view(cast(Customer, row)) for row in conn.execute(
+        sa.select(*CUSTOMERS.c, SEGMENTS.c.segment)
+        .select_from(CUSTOMERS.outerjoin(SEGMENTS, SEGMENTS.c.customer_id == CUSTOMERS.c.id))
+        .where(CUSTOMERS.c.id.in_(ids)))}
+
+
+def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[str, Any]]:
+    """Per event: the customer view when this request routes it, else its outcome (a
+    duplicate, or Failed, not retryable, when the customer does not exist)."""
     out: list[Outcome | dict[str, Any]] = [Routed(status="duplicate")] * len(events)
     first: dict[str, int] = {}
     for index, event in enumerate(events):
         first.setdefault(event.event_id, index)
     wanted = {events[i].customer_id for i in first.values()}
-    with session_scope(engine) as session:
-        views = {c.id: customer_view(c) for c in session.exec(
-            select(Customer).where(col(Customer.id).in_(wanted)))}
+    with engine.connect() as conn:
+        views = _views(conn, wanted)
+    missing = wanted - set(views)
+    if missing:
+        with session_scope(engine) as session:
+            aliases = aliases_of(session, missing)
+        if aliases:  # merged ids: their events go to the survivor
+            with engine.connect() as conn:
+                views.update(_views(conn, set(aliases.values())))
+            for event in events:
+                event.customer_id = aliases.get(event.customer_id, event.customer_id)
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for event_id, index in first.items():
         event = events[index]
         if event.customer_id not in views:
@@ -96,8 +117,9 @@ def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict
     with engine.begin() as conn:
         # ON CONFLICT DO NOTHING settles concurrent requests with the same event_id in the
         # database: exactly one of them gets the row back and routes the event.
-        stmt = insert(EVENTS).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
-        claimed = set(conn.execute(stmt.returning(EVENTS.c.event_id)).scalars())
+        # One statement for any number of rows (executemany), so it is compiled once.
+        stmt = insert(EVENTS).on_conflict_do_nothing(index_elements=["event_id"])
+        claimed = set(conn.execute(stmt.returning(EVENTS.c.event_id), rows).scalars())
         stored = [r["event_id"] for r in rows if r["event_id"] not in claimed]
         if stored:
             # Stored before: route again only if an earlier attempt failed or died mid-way.
@@ -113,7 +135,8 @@ def _claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict
     return out
 
 
-def _finish(engine: sa.Engine, done: dict[str, Routed], failed: list[str]) -> None:
+def finish(engine: sa.Engine, done: dict[str, Routed], failed: list[str]) -> None:
+    """Mark events routed (with their runs), and release the failed ones for a retry."""
     now = utcnow()
     with engine.begin() as conn:
         if done:

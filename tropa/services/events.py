@@ -22,6 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tropa.clock import utcnow
+from tropa.customers.identifiers import canonical_id
 from tropa.customers.view import customer_view
 from tropa.dsl import triggers
 from tropa.dsl.expressions import ExpressionError
@@ -108,7 +109,12 @@ class EventRouter:
         with session_scope(self._engine) as session:
             customer = session.get(Customer, event.customer_id)
             if customer is None:
-                raise UnknownCustomer(event.customer_id)
+                # A merged id: the event is the survivor's.
+                survivor = canonical_id(session, event.customer_id)
+                customer = session.get(Customer, survivor) if survivor else None
+                if customer is None:
+                    raise UnknownCustomer(event.customer_id)
+                event.customer_id = customer.id
             view = customer_view(customer)
         now = utcnow()
         try:
@@ -120,13 +126,13 @@ class EventRouter:
         except IntegrityError:
             pass
         # A stored event: route it only if an earlier attempt failed or died mid-way.
-        with session_scope(self._engine) as session:
-            claimed = session.execute(
-                sa.update(Event)
-                .where(Event.event_id == event.event_id,  # type: ignore[arg-type]
-                       Event.routed_at.is_(None),  # type: ignore[union-attr]
-                       sa.or_(Event.claimed_at.is_(None),  # type: ignore[union-attr]
-                              Event.claimed_at < now - CLAIM_TIMEOUT))  # type: ignore[operator]
+        events = Event.__table__.c  # type: ignore[attr-defined]
+        with self._engine.begin() as conn:
+            claimed = conn.execute(
+                sa.update(Event.__table__)  # type: ignore[attr-defined]
+                .where(events.event_id == event.event_id, events.routed_at.is_(None),
+                       sa.or_(events.claimed_at.is_(None),
+                              events.claimed_at < now - CLAIM_TIMEOUT))
                 .values(claimed_at=now)
             ).rowcount
         return view if claimed else None
@@ -145,7 +151,7 @@ class EventRouter:
     async def route(self, event: EventIn, customer: dict[str, Any]) -> Routed:
         """Start runs this event triggers and signal runs that listen to it."""
         routed = Routed(status="accepted")
-        catalogue = self._catalogue.current()
+        catalogue = await self._catalogue.current()
         context = {"event": event.model_dump(mode="json"), "customer": customer,
                    "steps": {}, "journey": {}}
         triggered: set[str] = set()
@@ -188,8 +194,8 @@ class EventRouter:
             return False
         # Listeners are looked up in ActiveRun, so the row exists before the run can wait:
         # an exit event arriving right after the start then finds it.
-        remembered = await run_in_threadpool(self._remember_run, workflow_id, plan,
-                                             event.customer_id)
+        remembered = (plan.trigger.key is not None or plan.re_entry == "parallel") and (
+            await run_in_threadpool(self._remember_run, workflow_id, plan, event.customer_id))
         try:
             if plan.re_entry == "restart":
                 await self._restart(plan, event, workflow_id)

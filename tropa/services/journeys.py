@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -119,27 +120,57 @@ class Catalogue:
 
 
 class JourneyCatalogue:
-    """An in-memory snapshot of published journeys, refreshed when it grows stale."""
+    """An in-memory snapshot of published journeys for the event router.
 
-    def __init__(self, engine: sa.Engine, max_age_seconds: float = 2.0) -> None:
+    It reloads when a journey is published, paused, resumed or archived:
+    - in this process, the API calls `invalidate()` after the change commits, and the next
+      event reloads before it is routed;
+    - in another process (a second API, `tropa publish`), every publish or status change
+      moves the journeys' stamp (their count and latest `updated_at`). At most every
+      `max_age_seconds` an event checks that stamp with one small query, and reloads only
+      when it moved; so a change made elsewhere is live within that time.
+    The check and the reload run in a worker thread (`current`), never on the event loop;
+    in between, routing an event reads the snapshot without touching the database.
+    """
+
+    def __init__(self, engine: sa.Engine, max_age_seconds: float = 1.0) -> None:
         self._engine = engine
         self._max_age = max_age_seconds
-        self._loaded_at = float("-inf")
+        self._checked_at = float("-inf")
+        self._dirty = True
+        self._stamp: tuple[int, object] | None = None
         self._snapshot = Catalogue()
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
-        """Reload on next use (after a publish in this process)."""
-        self._loaded_at = float("-inf")
+        """Reload before the next event (after a change of what is live, in this process)."""
+        self._dirty = True
 
-    def current(self) -> Catalogue:
-        """The snapshot, reloaded when older than its maximum age."""
-        if time.monotonic() - self._loaded_at > self._max_age:
-            with self._lock:
-                if time.monotonic() - self._loaded_at > self._max_age:
-                    self._snapshot = self._load()
-                    self._loaded_at = time.monotonic()
+    async def current(self) -> Catalogue:
+        """The snapshot, checked against the database off the loop when it is due."""
+        if self._dirty or time.monotonic() - self._checked_at >= self._max_age:
+            await asyncio.to_thread(self.refresh)
         return self._snapshot
+
+    def refresh(self) -> Catalogue:
+        """Check the stamp now and reload if it moved (or after `invalidate`); blocking."""
+        with self._lock:
+            if not self._dirty and time.monotonic() - self._checked_at < self._max_age:
+                return self._snapshot  # another caller checked meanwhile
+            dirty = self._dirty
+            self._dirty = False
+            stamp = self._read_stamp()
+            if dirty or stamp != self._stamp:
+                self._snapshot = self._load()
+                self._stamp = stamp
+            self._checked_at = time.monotonic()
+            return self._snapshot
+
+    def _read_stamp(self) -> tuple[int, object]:
+        with self._engine.connect() as conn:
+            count, latest = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(Journey.updated_at))).one()
+        return int(count), latest
 
     def _load(self) -> Catalogue:
         catalogue = Catalogue()

@@ -204,7 +204,7 @@ def _step(name: str, params: type[Params], label: str, description: str, perform
           icon: str, example: dict[str, Any]) -> StepType:
     return StepType(
         name=name, params=params, kind="activity", label=label, description=description,
-        call=ActivityCall(activity=f"tropa.{name}", start_to_close_seconds=30, retry=RETRY),
+        call=ActivityCall(activity=f"tropa.{name}", start_to_close_seconds=10, retry=RETRY),
         activity=_activity(f"tropa.{name}", perform),
         ui={"icon": icon}, examples=({name: example},))
 

@@ -12,9 +12,11 @@ from temporalio import activity
 
 from tropa.activities.customer_context import load_customer
 from tropa.clock import utcnow
+from tropa.customers.audit import Actor, acting
 from tropa.dsl.plan import ActivityCall, RetrySpec, StepCall, StepResult
 from tropa.steps.control import Params
 from tropa.steps.registry import StepType, WorkerDeps
+from tropa.store.customer_lock import lock_customer_for_update
 from tropa.store.db import session_scope
 from tropa.store.models import SideEffect
 
@@ -36,8 +38,11 @@ class UpdateCustomerParams(Params):
 def apply_update(engine: sa.Engine, call: StepCall) -> StepResult:
     """Apply the update and record its idempotency key in the same transaction."""
     params = UpdateCustomerParams.model_validate(call.params)
+    journey = Actor("journey", f"{call.run.workflow_id}#{call.step_id}", call.run.journey)
     try:
-        with session_scope(engine) as session:
+        with acting(journey), session_scope(engine) as session:
+            # Locked first: concurrent runs updating one customer never lose a change.
+            lock_customer_for_update(session, call.run.customer_id)
             done = session.get(SideEffect, call.idempotency_key)
             if done is not None:
                 return StepResult(outcome="updated", detail="already applied", data=done.result)

@@ -67,7 +67,9 @@ class LoyaltyBucket(SQLModel, table=True):
     """What one accrual put on an account and what is left of it, with its life."""
 
     __tablename__ = "loyalty_buckets"
-    __table_args__ = (sa.Index("ix_loyalty_buckets_expiry", "expires_at", "remaining"),)
+    __table_args__ = (sa.Index("ix_loyalty_buckets_expiry", "expires_at", "remaining"),
+                      # write-offs walk an account's buckets nearest to expiry first
+                      sa.Index("ix_loyalty_buckets_spend", "account_id", "expires_at", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="loyalty_accounts.id", index=True)

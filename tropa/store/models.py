@@ -20,10 +20,16 @@ def _aware() -> Any:
     return Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
+# Bumped by every ORM update of a customer and checked in its WHERE clause (SQLAlchemy's
+# version counter); the API shows it as the ETag. See tropa/store/customer_lock.py.
+_CUSTOMER_VERSION = Column("version", sa.Integer, nullable=False, server_default="1")
+
+
 class Customer(SQLModel, table=True):
     """A shopper: contacts, verification, time zone, consents, tags and attributes."""
 
     __tablename__ = "customers"
+    __mapper_args__ = {"version_id_col": _CUSTOMER_VERSION}
 
     id: str = Field(primary_key=True, max_length=128)
     external_id: str | None = Field(default=None, index=True, max_length=128)
@@ -43,6 +49,7 @@ class Customer(SQLModel, table=True):
     created_at: datetime = _aware()
     updated_at: datetime = _aware()
     registered_at: date | None = None
+    version: int = Field(default=1, sa_column=_CUSTOMER_VERSION)
 
 
 class Event(SQLModel, table=True):

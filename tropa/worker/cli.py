@@ -110,6 +110,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
 def _api(_args: argparse.Namespace) -> int:
     import uvicorn
+    import uvloop
 
     from tropa.api.main import create_app
     from tropa.worker.stack import open_database
@@ -122,10 +123,11 @@ def _api(_args: argparse.Namespace) -> int:
     async def run() -> None:
         client = await connect(settings.temporal)
         app = create_app(settings, open_database(settings), client)
-        await uvicorn.Server(uvicorn.Config(app, host=settings.api.host,
-                                            port=settings.api.port)).serve()
+        # uvicorn's access log follows TROPA_LOG_LEVEL (a line per request at INFO only).
+        await uvicorn.Server(uvicorn.Config(app, host=settings.api.host, port=settings.api.port,
+                                            log_level=settings.log_level.lower())).serve()
 
-    asyncio.run(run())
+    uvloop.run(run())  # uvicorn's own choice of loop, which asyncio.run would bypass
     return 0
 
 
@@ -137,8 +139,10 @@ def _sandbox(_args: argparse.Namespace) -> int:
 
     settings = get_settings()
     hide_query_strings()  # `?to=` holds phone numbers
-    # Signs receipts with the key the API checks them with.
-    box = Sandbox(settings.delivery.receipts_secret.get_secret_value())
+    # Signs receipts with the key the API checks them with; keeps what it accepted in the
+    # data folder, as under `tropa dev`.
+    box = Sandbox(settings.delivery.receipts_secret.get_secret_value(),
+                  store=settings.data_dir / "sandbox-messages.jsonl")
     uvicorn.run(create_sandbox_app(box), host=settings.sandbox.host, port=settings.sandbox.port)
     return 0
 

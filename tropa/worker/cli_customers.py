@@ -26,7 +26,9 @@ def _engine() -> Any:
     from tropa.settings import get_settings
     from tropa.worker.stack import open_database
 
-    return open_database(get_settings())
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_database(settings)
 
 
 def _run_import(args: argparse.Namespace, kind: str) -> int:
@@ -38,6 +40,9 @@ def _run_import(args: argparse.Namespace, kind: str) -> int:
     from tropa.customers.tabular import Mapping, TableUnreadable
 
     path = Path(args.file)
+    if not path.is_file():
+        print(f"error: {path}: no such file", file=sys.stderr)
+        return 2
     try:
         mapping = Mapping.load(Path(args.mapping) if args.mapping else None)
     except TableUnreadable as exc:

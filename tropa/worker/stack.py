@@ -88,7 +88,7 @@ def server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     srv = uvicorn.Server(config)
     # uvicorn would take SIGINT for itself and re-raise it after its own shutdown; the
     # stack stops every part in order instead.
-    srv.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    srv.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     return srv
 
 

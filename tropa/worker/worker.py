@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -51,11 +52,13 @@ def build_worker(
         client,
         task_queue=queue,
         workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep],
-        activities=[*registry().activities(deps), *interpreter_activities(engine),
+        activities=[*registry().activities(deps), *interpreter_activities(engine, settings),
                     SegmentActivities(engine, router).time_passing,
                     *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.temporal.sticky_timeout_seconds),
         interceptors=[DatabaseErrorsWithoutValues()],
     )
 

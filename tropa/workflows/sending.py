@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -90,7 +90,7 @@ class Sender:
             except ActivityError as err:
                 # A data error (unknown customer, a value the store refuses) or, in histories
                 # of the one-activity send, a cancelled message; or the hour passed.
-                if isinstance(err.cause, ActivityTimeout):
+                if _timed_out(err):
                     return Outcome("failed", "prepare did not finish within "
                                    f"{PREPARE_BOUND} (is the database reachable?)")
                 final = _final(err)
@@ -130,7 +130,7 @@ class Sender:
                         maximum_interval=timedelta(seconds=p.retry_max_interval_seconds),
                         maximum_attempts=0))
             except ActivityError as err:
-                if isinstance(err.cause, ActivityTimeout):
+                if _timed_out(err):
                     return Outcome("not_delivered", "deliver_within passed", data=data)
                 final = _final(err)
                 if final is None:
@@ -176,6 +176,12 @@ class Sender:
         except TimeoutError:
             return None
         return self.receipts[provider_message_id]
+
+
+def _timed_out(err: ActivityError) -> bool:
+    """Whether the activity's time bound passed: reported as a timeout, or as its last
+    error when the bound left no time for another retry."""
+    return isinstance(err.cause, ActivityTimeout) or err.retry_state == RetryState.TIMEOUT
 
 
 def _final(err: ActivityError) -> Outcome | None:

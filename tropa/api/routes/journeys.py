@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from tropa.api.deps import SessionDep, require
+from tropa.api.deps import require
 from tropa.api.errors import ERRORS, ErrorOut
 from tropa.api.schemas.journeys import (
     JourneyProblems,
@@ -28,9 +28,11 @@ from tropa.dsl.spec import NAME_PATTERN
 from tropa.errors import JourneyInvalid, Problem
 from tropa.services import journeys as service
 from tropa.services.runs import count_by_version
-from tropa.store.models import Journey
+from tropa.store.db import session_scope
+from tropa.store.models import Journey, JourneyVersion
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"], responses=ERRORS)
+T = TypeVar("T")
 Name = Annotated[str, Path(pattern=NAME_PATTERN, examples=["abandoned-cart"])]
 Version = Annotated[str, Path(pattern=r"^[\w.-]{1,64}$", examples=["3f2a9c1b7d4e"])]
 ADMIN = [Depends(require("admin"))]
@@ -89,8 +91,21 @@ async def _compiled(request: Request, text: str) -> Plan:
             hint="make the journey smaller or its templates simpler, or try again")]) from None
 
 
-async def _summary(request: Request, session: SessionDep, journey: Journey) -> JourneySummary:
-    rows = service.versions_of(session, journey.name)
+async def _db(request: Request, work: Callable[[Session], T]) -> T:
+    """`work` with a session, in a worker thread (the routes here are async for Temporal's
+    calls, so the database never runs on the event loop); committed when it returns."""
+    def run() -> T:
+        with session_scope(request.app.state.engine) as session:
+            return work(session)
+    return await run_in_threadpool(run)
+
+
+def _with_versions(journey: Journey, session: Session) -> tuple[Journey, list[JourneyVersion]]:
+    return journey, service.versions_of(session, journey.name)
+
+
+async def _summary(request: Request, journey: Journey,
+                   rows: list[JourneyVersion]) -> JourneySummary:
     counts = await count_by_version(request.app.state.temporal, journey.name,
                                     [r.version for r in rows])
     versions = [VersionSummary(version=r.version, created_at=r.created_at,
@@ -104,19 +119,23 @@ async def _summary(request: Request, session: SessionDep, journey: Journey) -> J
                           finished=sum(v.finished for v in versions), versions=versions)
 
 
-async def _public(request: Request, session: SessionDep, journey: Journey) -> JourneyPublic:
-    summary = await _summary(request, session, journey)
-    rows = {r.version: r for r in service.versions_of(session, journey.name)}
+async def _public(request: Request, journey: Journey,
+                  versions: list[JourneyVersion]) -> JourneyPublic:
+    summary = await _summary(request, journey, versions)
+    rows = {r.version: r for r in versions}
     return JourneyPublic(**summary.model_dump(exclude={"versions"}), versions=[
         VersionDetail(**v.model_dump(), source_yaml=rows[v.version].source_yaml,
                       plan=rows[v.version].plan) for v in summary.versions])
 
 
 @router.get("", response_model=list[JourneySummary], dependencies=READ)
-async def list_journeys(request: Request, session: SessionDep) -> list[JourneySummary]:
+async def list_journeys(request: Request) -> list[JourneySummary]:
     """Every journey with its running and finished runs per version."""
-    journeys = session.exec(select(Journey).order_by(Journey.name))  # type: ignore[arg-type]
-    return [await _summary(request, session, j) for j in journeys]
+    def load(session: Session) -> list[tuple[Journey, list[JourneyVersion]]]:
+        journeys = session.exec(select(Journey).order_by(Journey.name))
+        return [_with_versions(j, session) for j in journeys]
+
+    return [await _summary(request, j, rows) for j, rows in await _db(request, load)]
 
 
 @router.post(":validate", response_model=JourneyValidated, dependencies=READ,
@@ -134,57 +153,53 @@ async def validate_journey(request: Request) -> JourneyValidated | JSONResponse:
 
 @router.post("", status_code=201, response_model=JourneyVersionPublic, dependencies=ADMIN,
              responses=PROBLEMS, openapi_extra=YAML_BODY)
-async def create_version(request: Request,
-                         session: SessionDep) -> JourneyVersionPublic | JSONResponse:
+async def create_version(request: Request) -> JourneyVersionPublic | JSONResponse:
     """Validate journey YAML and store it as a version (not yet live)."""
     try:
         text = await _yaml(request)
         await _compiled(request, text)  # refuse a bad file off the event loop, before storing
-        row = service.create_version(session, text)
+        row = await _db(request, lambda session: service.create_version(session, text))
     except JourneyInvalid as exc:
         return invalid(exc)
-    # Commit before answering: the session dependency would commit after the response is
-    # sent, and a client publishing right after the 201 must find the version.
-    session.commit()
+    # `_db` committed before this answer, so a client publishing right after the 201 finds
+    # the version.
     return JourneyVersionPublic.model_validate(row.model_dump())
 
 
 @router.get("/{name}", response_model=JourneyPublic, dependencies=READ, responses=NOT_FOUND)
-async def get_journey(name: Name, request: Request, session: SessionDep) -> JourneyPublic:
+async def get_journey(name: Name, request: Request) -> JourneyPublic:
     """A journey with all its versions, their YAML and run counts."""
     try:
-        journey = service.get_journey(session, name)
+        journey, versions = await _db(
+            request, lambda session: _with_versions(service.get_journey(session, name), session))
     except service.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    return await _public(request, session, journey)
+    return await _public(request, journey, versions)
 
 
 @router.post("/{name}/versions/{version}/publish", response_model=JourneyPublic,
              dependencies=ADMIN, responses={**NOT_FOUND, **CONFLICT})
-async def publish_version(name: Name, version: Version, request: Request,
-                          session: SessionDep) -> JourneyPublic:
+async def publish_version(name: Name, version: Version, request: Request) -> JourneyPublic:
     """Make a version live: its trigger starts runs from now on."""
-    return await _go_live(request, session, lambda: service.publish(session, name, version))
+    return await _go_live(request, lambda session: service.publish(session, name, version))
 
 
 @router.post("/{name}/{action}", response_model=JourneyPublic, dependencies=ADMIN,
              responses={**NOT_FOUND, **CONFLICT})
 async def change_status(name: Name, action: Literal["pause", "resume", "archive"],
-                        request: Request, session: SessionDep) -> JourneyPublic:
+                        request: Request) -> JourneyPublic:
     """Pause (no new entries), resume, or archive a journey; runs in flight go on."""
-    return await _go_live(request, session,
-                          lambda: service.change_status(session, name, action))
+    return await _go_live(request, lambda session: service.change_status(session, name, action))
 
 
-async def _go_live(request: Request, session: SessionDep,
-                   change: Callable[[], Journey]) -> JourneyPublic:
+async def _go_live(request: Request, change: Callable[[Session], Journey]) -> JourneyPublic:
     """Apply a change of what is live, commit it, and make the event router see it now."""
     try:
-        journey = change()
+        journey, versions = await _db(request, lambda session: _with_versions(
+            change(session), session))
     except service.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except service.Conflict as exc:
         raise HTTPException(409, str(exc)) from exc
-    session.commit()
-    request.app.state.catalogue.invalidate()
-    return await _public(request, session, journey)
+    request.app.state.catalogue.invalidate()  # committed above: the next event sees it
+    return await _public(request, journey, versions)

@@ -98,6 +98,13 @@ async def _announce(request: Request, result: Any, programme: Programme) -> None
         await emit(request.app.state.event_router, [event])
 
 
+def _usable(identifier: Identifier | None, loc: list[str | int]) -> None:
+    """A value that is blank once trimmed names no one: a 422, before any lookup."""
+    if identifier is not None and not identifier.value.strip():
+        raise InvalidField(loc, "the identifier's value is blank; give an id, phone, email or "
+                           "card number")
+
+
 def _identifier(id: str | None, external_id: str | None, phone: str | None,
                 email: str | None, card: str | None) -> Identifier:
     given: dict[IdentifierType, str | None] = {
@@ -106,7 +113,9 @@ def _identifier(id: str | None, external_id: str | None, phone: str | None,
     if len(named) != 1:
         raise InvalidField(["query"], "give exactly one of the query parameters id, "
                            "external_id, phone, email or card")
-    return Identifier(type=named[0][0], value=str(named[0][1]))
+    identifier = Identifier(type=named[0][0], value=str(named[0][1]))
+    _usable(identifier, ["query", named[0][0]])
+    return identifier
 
 
 IdQuery = Annotated[str | None, Query(min_length=1, max_length=320, pattern=r"^[^\x00]+$")]
@@ -143,6 +152,7 @@ async def get_entries(request: Request, who: Who,
 async def post_accrual(request: Request, body: AccrualIn) -> Any:
     """Accrue a fixed amount or a percent of an order (rounded down to whole points)."""
     programme = _programme(request)
+    _usable(body.identifier, ["body", "identifier", "value"])
     now = utcnow()
     if body.amount is not None:
         amount = body.amount
@@ -188,6 +198,7 @@ async def post_accrual(request: Request, body: AccrualIn) -> Any:
 async def post_write_off(request: Request, body: WriteOffIn) -> Any:
     """Write off bonus points nearest to expiry first; 409 with `available` when short."""
     programme = _programme(request)
+    _usable(body.identifier, ["body", "identifier", "value"])
     source = _source(request)
     return await _do(request, lambda s: ledger.write_off(
         s, programme, customer_id=resolve(s, body.identifier).id, amount=body.amount,
@@ -252,6 +263,7 @@ async def get_series(request: Request, series_id: Annotated[
 @router.post("/coupons", response_model=CouponView, dependencies=WRITE)
 async def issue_coupon(request: Request, body: IssueIn) -> Any:
     """Issue a unique code of a series, to a customer (any identifier) or unaddressed."""
+    _usable(body.identifier, ["body", "identifier", "value"])
     return await _do(request, lambda s: coupons.issue(
         s, series_id=body.series, idempotency_key=f"api/{body.idempotency_key}",
         customer_id=resolve(s, body.identifier).id if body.identifier else None))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tropa.api.schemas.common import Text
+from tropa.customers.orders import Moment
 
 BARCODE_PATTERN = r"^[0-9A-Za-z-]{1,64}$"
 CardStatus = Literal["active", "blocked"]
@@ -21,7 +22,7 @@ class CardPut(BaseModel):
     track: Annotated[Text, Field(min_length=1, max_length=200)] | None = Field(
         default=None, description="The magnetic track; unique across cards",
         examples=[";2900001234567=2512?"])
-    issued_at: AwareDatetime | None = None
+    issued_at: Moment | None = None
     status: CardStatus = "active"
 
 

@@ -111,6 +111,8 @@ class CustomerPublic(CustomerBase):
     id: str
     created_at: datetime
     updated_at: datetime
+    version: int = Field(description="Goes up with every change; the ETag is this number in "
+                         'quotes, `"7"`', examples=[7])
 
 
 class ConsentSet(BaseModel):

@@ -9,14 +9,15 @@ and one set-based INSERT ... ON CONFLICT; on SQLite through executemany of the s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from tropa.clock import utcnow
@@ -28,7 +29,8 @@ from tropa.store.models import Customer
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 CARDS = Card.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-COLUMNS = [c.name for c in CUSTOMERS.columns]
+# `version` is the customer's ETag counter: new rows take its default, updates bump it.
+COLUMNS = [c.name for c in CUSTOMERS.columns if c.name != "version"]
 JSON_COLUMNS = ("consents", "tags", "attributes")
 COMPARED = [c for c in COLUMNS if c not in ("id", "created_at", "updated_at")]
 DEFAULTS: dict[str, Any] = {"external_id": None, "first_name": None, "last_name": None,
@@ -36,6 +38,8 @@ DEFAULTS: dict[str, Any] = {"external_id": None, "first_name": None, "last_name"
                             "email_verified": False, "time_zone": "UTC", "locale": "ru",
                             "birthday": None, "registered_at": None, "consents": {},
                             "tags": [], "attributes": {}}
+CARD_COLUMNS = ["customer_id", "barcode", "track", "issued_at", "status", "created_at",
+                "updated_at"]
 AUDIT_COLUMNS = ["customer_id", "entity", "entity_id", "action", "actor_kind", "actor_id",
                  "actor_name", "changes", "at"]
 
@@ -71,9 +75,12 @@ class CustomerImport:
         """Check a batch against earlier rows and the database, then write it at once."""
         result = BatchResult()
         fresh = [r for r in rows if self._first_time(r, result)]
+        written = BatchResult()
         try:
             with self.engine.begin() as conn:
-                self._write(conn, fresh, result)
+                self._write(conn, fresh, written)
+            result.imported, result.unchanged = written.imported, written.unchanged
+            result.problems += written.problems
         except IntegrityError:
             # Another writer took an identifier meanwhile: the rows go one by one.
             for row in fresh:
@@ -113,18 +120,29 @@ class CustomerImport:
                 wanted[_key(kind, value)[0]].add(value)
         for kind in ("id", "external_id", "phone", "email"):
             for chunk in _chunks(sorted(wanted[kind]), 5000):
-                column = CUSTOMERS.c[kind]
-                for cid, value in conn.execute(sa.select(CUSTOMERS.c.id, column)
-                                               .where(column.in_(chunk))):
+                for cid, value in self._select_in(conn, f"id, {kind}", "customers", kind,
+                                                  chunk):
                     owners[(kind, value)] = cid
         for chunk in _chunks(sorted(wanted["card"]), 5000):
-            for cid, barcode, track in conn.execute(
-                    sa.select(CARDS.c.customer_id, CARDS.c.barcode, CARDS.c.track)
-                    .where(sa.or_(CARDS.c.barcode.in_(chunk), CARDS.c.track.in_(chunk)))):
-                owners[("card", barcode)] = cid
-                if track:
-                    owners[("card", track)] = cid
+            for column in ("barcode", "track"):
+                for cid, barcode, track in self._select_in(
+                        conn, "customer_id, barcode, track", "cards", column, chunk):
+                    owners[("card", barcode)] = cid
+                    if track:
+                        owners[("card", track)] = cid
         return owners
+
+    def _select_in(self, conn: sa.Connection, columns: str, table: str, key: str,
+                   values: list[str], lock: bool = False) -> Any:
+        """Rows whose `key` is one of `values`: one array parameter on PostgreSQL (an IN list
+        of thousands of parameters costs more to build than to run), IN on SQLite."""
+        suffix = " FOR UPDATE" if lock else ""
+        if self.postgres:
+            return conn.execute(sa.text(f"SELECT {columns} FROM {table} WHERE {key} = "
+                                        f"ANY(:values){suffix}").bindparams(values=values))
+        names = ", ".join(f":v{i}" for i in range(len(values)))
+        return conn.execute(sa.text(f"SELECT {columns} FROM {table} WHERE {key} IN "
+                                    f"({names})"), {f"v{i}": v for i, v in enumerate(values)})
 
     def _target(self, row: Row, owners: dict[tuple[str, str], str],
                 result: BatchResult) -> str | None:
@@ -187,7 +205,7 @@ class CustomerImport:
             return
         self._upsert(conn, upserts)
         if cards:
-            conn.execute(CARDS.insert(), cards)
+            self._copy_or_insert(conn, CARDS, CARD_COLUMNS, cards)
         if audits:
             self._copy_or_insert(conn, AUDIT, AUDIT_COLUMNS, audits)
 
@@ -199,7 +217,12 @@ class CustomerImport:
     def _existing(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(sorted(set(ids)), 5000):
-            query = sa.select(CUSTOMERS).where(CUSTOMERS.c.id.in_(chunk))
+            if self.postgres:
+                match = CUSTOMERS.c.id == sa.any_(sa.bindparam(
+                    "ids", value=chunk, type_=postgresql.ARRAY(sa.String)))
+            else:
+                match = CUSTOMERS.c.id.in_(sa.bindparam("ids", value=chunk, expanding=True))
+            query = sa.select(CUSTOMERS).where(match)
             if self.postgres and not self.dry_run:
                 query = query.with_for_update()
             for r in conn.execute(query).mappings():
@@ -211,21 +234,26 @@ class CustomerImport:
             return
         update = [c for c in COLUMNS if c not in ("id", "created_at")]
         if self.postgres:
+            # New customers (none of these ids existed under the batch's locks) are copied
+            # straight in; a writer racing in with the same id fails the batch, which then
+            # goes row by row. Changed ones go through the staging table and one upsert.
+            fresh = [r for r in rows if r["created_at"] == r["updated_at"]]
+            if fresh:
+                _copy(conn, "customers", COLUMNS, fresh)
+            rows = [r for r in rows if r["created_at"] != r["updated_at"]]
+            if not rows:
+                return
             conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS import_stage "
-                                 "(LIKE customers) ON COMMIT DELETE ROWS"))
+                                 "(LIKE customers INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
             _copy(conn, "import_stage", COLUMNS, rows)
-            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
+            sets = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in update),
+                              "version = customers.version + 1"])
             cols = ", ".join(COLUMNS)
             conn.execute(sa.text(f"INSERT INTO customers ({cols}) SELECT {cols} FROM "
                                  f"import_stage ON CONFLICT (id) DO UPDATE SET {sets}"))
             conn.execute(sa.text("DELETE FROM import_stage"))
             return
-        from sqlalchemy.dialects.sqlite import insert
-
-        stmt = insert(CUSTOMERS)
-        stmt = stmt.on_conflict_do_update(index_elements=["id"],
-                                          set_={c: stmt.excluded[c] for c in update})
-        conn.execute(stmt, rows)
+        conn.execute(_sqlite_upsert(tuple(update)), rows)
 
     def _copy_or_insert(self, conn: sa.Connection, table: sa.Table, columns: list[str],
                         rows: list[dict[str, Any]]) -> None:
@@ -233,6 +261,16 @@ class CustomerImport:
             _copy(conn, table.name, columns, rows)
         else:
             conn.execute(table.insert(), rows)
+
+
+@functools.cache
+def _sqlite_upsert(update: tuple[str, ...]) -> Any:
+    from sqlalchemy.dialects.sqlite import insert
+
+    stmt = insert(CUSTOMERS)
+    return stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={**{c: stmt.excluded[c] for c in update}, "version": CUSTOMERS.c.version + 1})
 
 
 def _key(kind: str, value: str) -> tuple[str, str]:
@@ -259,21 +297,23 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start:start + size]
 
 
-def _copy_value(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
 def _copy(conn: sa.Connection, table: str, columns: list[str],
           rows: list[dict[str, Any]]) -> None:
-    """COPY rows into a table over the connection's psycopg cursor."""
+    """COPY rows into a table over the connection's psycopg cursor (JSON columns as text); a
+    unique violation comes out as SQLAlchemy's IntegrityError, like any other statement's."""
+    import psycopg
+
     raw: Any = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
-        for row in rows:
-            cp.write_row([_copy_value(row[c]) for c in columns])
+    as_json = [c in ("consents", "tags", "attributes", "changes") for c in columns]
+    dumps = json.dumps
+    try:
+        with raw.cursor() as cur, \
+                cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row([dumps(row[c], ensure_ascii=False, default=str) if j else row[c]
+                              for c, j in zip(columns, as_json, strict=True)])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(f"COPY {table}", None, exc) from exc
 
 
 Progress = Callable[[int, BatchResult], None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -106,30 +107,47 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
         _update(engine, job_id, rows_total=total)
         batch: list[Row] = []
         pending: list[Problem] = []
+        # One batch is written (in a thread, waiting on the database) while the next is read
+        # and checked; batches are written in file order.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
+        in_flight: tuple[Future[BatchResult], list[Problem], int] | None = None
 
-        def flush() -> None:
-            nonlocal imported, unchanged
-            result: BatchResult = importer.run(batch)
+        def settle() -> None:
+            nonlocal imported, unchanged, in_flight
+            if in_flight is None:
+                return
+            future, problems, rows_done = in_flight
+            in_flight = None
+            result = future.result()
             imported += result.imported
             unchanged += result.unchanged
-            report.add(sorted(pending + result.problems, key=lambda p: p.row))
+            report.add(sorted(problems + result.problems, key=lambda p: p.row))
+            _update(engine, job_id, rows_done=rows_done, imported=imported,
+                    unchanged=unchanged, rejected=report.count)
+            if progress is not None:
+                progress(rows_done, max(total, rows_done))
+
+        def flush() -> None:
+            nonlocal in_flight
+            settle()
+            in_flight = (writer.submit(importer.run, list(batch)), list(pending), done)
             batch.clear()
             pending.clear()
-            _update(engine, job_id, rows_done=done, imported=imported, unchanged=unchanged,
-                    rejected=report.count)
-            if progress is not None:
-                progress(done, max(total, done))
 
-        for number, cells in table.rows:
-            done += 1
-            parsed = parse_row(number, cells, columns, table.formulas.get(number, set()))
-            if isinstance(parsed, Row):
-                batch.append(parsed)
-            else:
-                pending.extend(parsed)
-            if len(batch) + len(pending) >= batch_size:
-                flush()
-        flush()
+        try:
+            for number, cells in table.rows:
+                done += 1
+                parsed = parse_row(number, cells, columns, table.formulas.get(number, set()))
+                if isinstance(parsed, Row):
+                    batch.append(parsed)
+                else:
+                    pending.extend(parsed)
+                if len(batch) + len(pending) >= batch_size:
+                    flush()
+            flush()
+            settle()
+        finally:
+            writer.shutdown(wait=True)
     except (TableUnreadable, OSError) as exc:
         report.close()
         _update(engine, job_id, status="failed", error=str(exc)[:2000], finished_at=utcnow())

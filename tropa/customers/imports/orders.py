@@ -20,7 +20,14 @@ from tropa.customers.identifiers import CustomerNotFound, Identifier, Identifier
 from tropa.customers.imports.job import BATCH, Report, Summary, _update
 from tropa.customers.imports.rows import ID, Problem
 from tropa.customers.orders import OrderConflict, OrderData, record_order
-from tropa.customers.tabular import Mapping, cell_text, not_text, open_table, show
+from tropa.customers.tabular import (
+    Mapping,
+    TableUnreadable,
+    cell_text,
+    not_text,
+    open_table,
+    show,
+)
 
 FIELDS = ("order_id", "customer_id", "external_id", "phone", "email", "card", "placed_at",
           "status", "currency", "total", "refunded", "store", "channel")
@@ -96,7 +103,11 @@ def import_orders(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor | 
     actor = actor or Actor("import", job_id, path.name[:200])
     report = Report(report_path or path.with_name(f"{path.stem}.rejected.csv"))
     _update(engine, job_id, status="running")
-    table = open_table(path, mapping)
+    try:
+        table = open_table(path, mapping)
+    except (TableUnreadable, OSError) as exc:
+        _update(engine, job_id, status="failed", error=str(exc)[:2000], finished_at=utcnow())
+        raise
     columns: list[tuple[int, str, str]] = []
     for index, header in enumerate(table.header):
         name = mapping.field_of(header)

@@ -62,15 +62,18 @@ class Row:
     consents: dict[str, dict[str, bool]] = field(default_factory=dict)
     card: str | None = None
     track: str | None = None
+    _identifiers: list[tuple[str, str]] | None = field(default=None, repr=False)
 
     def identifiers(self) -> list[tuple[str, str]]:
-        """The identifiers this row names, each unique across customers."""
-        out = [(k, self.fields[k]) for k in ("external_id", "phone", "email") if
-               self.fields.get(k)]
-        if self.id:
-            out.insert(0, ("id", self.id))
-        out += [(k, v) for k, v in (("card", self.card), ("card_track", self.track)) if v]
-        return out
+        """The identifiers this row names, each unique across customers (computed once)."""
+        if self._identifiers is None:
+            out = [(k, self.fields[k]) for k in ("external_id", "phone", "email") if
+                   self.fields.get(k)]
+            if self.id:
+                out.insert(0, ("id", self.id))
+            out += [(k, v) for k, v in (("card", self.card), ("card_track", self.track)) if v]
+            self._identifiers = out
+        return self._identifiers
 
 
 def columns_of(table: Table, mapping: Mapping) -> tuple[list[Column], list[Problem]]:

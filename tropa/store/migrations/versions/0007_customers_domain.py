@@ -18,7 +18,23 @@ depends_on = None
 _TS = sa.DateTime(timezone=True)
 
 
+def _refuse_duplicates() -> None:
+    """Phones and emails become unique: stop with a clear message if the data disagrees."""
+    bind = op.get_bind()
+    for column in ("phone", "email"):
+        dupes = bind.execute(sa.text(
+            f"SELECT {column}, COUNT(*) FROM customers WHERE {column} IS NOT NULL "
+            f"GROUP BY {column} HAVING COUNT(*) > 1")).all()
+        if dupes:
+            raise RuntimeError(
+                f"{len(dupes)} {column} values are shared by several customers, and a {column} "
+                "now identifies one customer. Merge the duplicates (or clear the value on all "
+                "but one) and migrate again; find them with: SELECT {column}, COUNT(*) FROM "
+                f"customers GROUP BY {column} HAVING COUNT(*) > 1".replace("{column}", column))
+
+
 def upgrade() -> None:
+    _refuse_duplicates()
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("registered_at", sa.Date(), nullable=True))
         batch_op.drop_index(batch_op.f("ix_customers_phone"))

@@ -70,6 +70,8 @@ def upgrade() -> None:
     op.create_index("ix_loyalty_buckets_account_id", "loyalty_buckets", ["account_id"])
     op.create_index("ix_loyalty_buckets_operation_id", "loyalty_buckets", ["operation_id"])
     op.create_index("ix_loyalty_buckets_expiry", "loyalty_buckets", ["expires_at", "remaining"])
+    op.create_index("ix_loyalty_buckets_spend", "loyalty_buckets",
+                    ["account_id", "expires_at", "id"])
     op.create_table(
         "loyalty_entries",
         sa.Column("id", sa.Integer(), primary_key=True),
