@@ -125,3 +125,21 @@ class LoyaltyRefused(LoyaltyError):
     def __init__(self, message: str, *, reason: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class TaskNotFound(TropaError):
+    """No task has this id."""
+
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} does not exist; list tasks with GET /v1/tasks")
+
+
+class TaskConflict(TropaError):
+    """The task's state does not allow the change (completing a task that is done)."""
+
+    def __init__(self, task_id: int, status: str, action: str) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(f"task {task_id} is {status}; only open or assigned tasks can be "
+                         f"{action}")

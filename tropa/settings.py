@@ -240,6 +240,26 @@ class LoyaltySettings(BaseSettings):
                                         description="HMAC key of card link tokens")
 
 
+class Assignee(BaseModel):
+    """How to reach a staff member or a team that tasks are for."""
+
+    email: str | None = None
+    phone: str | None = None
+    telegram_chat_id: str | None = None
+
+
+class TaskSettings(BaseSettings):
+    """Staff tasks of the `create_task` step: who the assignees are and how to reach them."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_TASKS_")
+
+    assignees: dict[str, Assignee] = Field(
+        default_factory=dict,
+        description='Staff directory as JSON: {"manager": {"email": "m@shop.example", '
+        '"phone": "+79160000000", "telegram_chat_id": "12345"}}; a task for a name not here '
+        "is stored but not announced")
+
+
 class Settings(BaseSettings):
     """All of Tropa's settings."""
 
@@ -258,6 +278,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
 
     def database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""

@@ -21,6 +21,7 @@ from tropa.api.routes import (
     receipts,
     runs,
     segments,
+    tasks,
     unsubscribe,
 )
 from tropa.services.event_intake import SingleIntake
@@ -31,8 +32,9 @@ from tropa.settings import Settings
 DESCRIPTION = """Events, customers, journeys and runs of Tropa, the retail journey engine.
 
 Every request carries an API key in the `X-API-Key` header; scopes are `events:write`,
-`read`, `loyalty:write` and `admin` (admin may do everything). Errors are JSON with a
-`detail`; a 422 lists every invalid field with its JSON path. Bodies over {limit} bytes get 413.
+`read`, `loyalty:write`, `tasks:write` and `admin` (admin may do everything). Errors are
+JSON with a `detail`; a 422 lists every invalid field with its JSON path. Bodies over
+{limit} bytes get 413.
 """
 
 
@@ -64,6 +66,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(imports.router)
     app.include_router(unsubscribe.router)
     app.include_router(merge.router)
+    app.include_router(tasks.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from tropa.store.models import ApiKey
 
-SCOPES = ("events:write", "read", "loyalty:write", "admin")
+SCOPES = ("events:write", "read", "loyalty:write", "tasks:write", "admin")
 
 
 def hash_key(plain: str) -> str:

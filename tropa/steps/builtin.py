@@ -1,14 +1,14 @@
-"""Tropa's own step types, in the order the docs list them, and the process-wide registry of
-them plus installed plugins."""
+"""Tropa's own step types, in the order the docs list them, and the process-wide registry
+of them plus installed plugins."""
 
 from __future__ import annotations
 
-from tropa.steps import loyalty, send, update_customer, webhook
+from tropa.steps import create_task, loyalty, send, update_customer, webhook
 from tropa.steps.control import CONTROL_STEPS
 from tropa.steps.registry import Registry, StepType, load_plugins
 
 STEP_TYPES: tuple[StepType, ...] = (send.STEP, *CONTROL_STEPS, update_customer.STEP,
-                                   webhook.STEP, *loyalty.STEPS)
+                                   webhook.STEP, *loyalty.STEPS, create_task.STEP)
 
 
 def build_registry(*, plugins: bool = True) -> Registry:
