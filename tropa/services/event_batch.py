@@ -16,6 +16,7 @@ from tropa.customers.view import customer_view
 from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
 from tropa.services.events import CLAIM_TIMEOUT, EventRouter, Routed
+from tropa.services.last_events import record_last_event
 from tropa.store.db import session_scope
 from tropa.store.models import Customer, Event
 from tropa.store.segment_models import CustomerSegment
@@ -129,6 +130,12 @@ def claim_many(engine: sa.Engine, events: list[EventIn]) -> list[Outcome | dict[
                        sa.or_(EVENTS.c.claimed_at.is_(None),
                               EVENTS.c.claimed_at < now - CLAIM_TIMEOUT))
                 .values(claimed_at=now).returning(EVENTS.c.event_id)).scalars())
+        # Inactivity triggers count from each customer's newest event of a type; in the
+        # claim's transaction, customers in a stable order so concurrent batches never
+        # deadlock.
+        for index in sorted((first[e] for e in claimed),
+                            key=lambda i: (events[i].customer_id, events[i].type)):
+            record_last_event(conn, events[index])
     for row in rows:
         if row["event_id"] in claimed:
             out[first[row["event_id"]]] = views[row["customer_id"]]

@@ -153,7 +153,7 @@ class EventRouter:
                 .values(claimed_at=now)
             ).rowcount
             if claimed:
-                record_last_event(session.connection(), event)
+                record_last_event(conn, event)
         return view if claimed else None
 
     def _release(self, event_id: str) -> None:
