@@ -49,6 +49,11 @@ class Reads:
         """Take in every template and condition of a step's (or header's) parameters."""
         for name, info in type(params).model_fields.items():
             extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            fields = extra.get("x-event-fields")
+            if isinstance(fields, list) and getattr(params, name) is not None:
+                # A step that reads event fields itself (an order total) declares them.
+                for key in fields:
+                    self._event(["data", str(key)])
             self._value(getattr(params, name), condition=bool(extra.get("x-condition")),
                         marked=bool(extra.get("x-condition") or extra.get("x-template")))
 

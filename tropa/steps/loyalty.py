@@ -38,7 +38,9 @@ class AccrueBonusParams(Params):
                                examples=[500])
     percent_of_order: Decimal | None = Field(
         default=None, gt=0, le=100, description="Percent of the trigger order's total "
-        "(`event.data.total` or `event.data.order.total`), rounded down", examples=[5])
+        "(`event.data.total` or `event.data.order.total`), rounded down", examples=[5],
+        # The run must keep these event fields although no template names them.
+        json_schema_extra={"x-event-fields": ["total", "order", "order_id", "id"]})
     account: Literal["bonus", "qualification"] = Field(
         default="bonus", description="bonus (spendable) or qualification (counts toward a level)")
     activates_in: Duration | None = Field(default=None, description="Activation delay",
