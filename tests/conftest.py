@@ -8,12 +8,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.api import api_client, make_app, make_key
 from tests.support.servers import serve
 from tests.support.temporal import time_skipping_server
 from tropa.sandbox.app import Sandbox, create_sandbox_app
@@ -166,3 +168,15 @@ def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
     s.providers.sms_url = sandbox.url
     s.providers.email_url = sandbox.url
     return s
+
+
+# -- the API -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def api(dev_server: WorkflowEnvironment, any_engine: sa.Engine, settings: Settings,
+              task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The real API app on SQLite and PostgreSQL in turn, with a key holding every scope."""
+    app = make_app(dev_server.client, any_engine, settings, task_queue)
+    async with api_client(app, make_key(any_engine)) as client:
+        yield client

@@ -4,28 +4,16 @@ no place, future birthdays, phones in other digit forms (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from temporalio.testing import WorkflowEnvironment
 
-from tests.support.api import api_client, make_app, make_key
 from tests.support.journeys import add_customer
-from tropa.settings import Settings
 
 EDGES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z",
          "1899-12-31T23:59:59Z"]
-
-
-@pytest.fixture
-async def api(dev_server: WorkflowEnvironment, any_engine: sa.Engine, settings: Settings,
-              task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(dev_server.client, any_engine, settings, task_queue)
-    async with api_client(app, make_key(any_engine)) as client:
-        yield client
 
 
 def event(event_id: str, occurred_at: str, customer: str = "b-1") -> dict[str, object]:

@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-import sqlalchemy as sa
-from temporalio.testing import WorkflowEnvironment
-
-from tests.support.api import api_client, make_app, make_key
-from tropa.settings import Settings
-
-
-@pytest.fixture
-async def api(dev_server: WorkflowEnvironment, any_engine: sa.Engine, settings: Settings,
-              task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(dev_server.client, any_engine, settings, task_queue)
-    async with api_client(app, make_key(any_engine)) as client:
-        yield client
 
 
 async def test_upsert_normalises_and_finds_by_any_contact(api: httpx.AsyncClient) -> None:

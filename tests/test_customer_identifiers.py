@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 import sqlalchemy as sa
-from temporalio.testing import WorkflowEnvironment
 
-from tests.support.api import api_client, make_app, make_key
 from tropa.customers.identifiers import (
     CustomerNotFound,
     Identifier,
@@ -18,7 +14,6 @@ from tropa.customers.identifiers import (
     resolve,
 )
 from tropa.services import customers as service
-from tropa.settings import Settings
 from tropa.store.customer_models import Card
 from tropa.store.db import session_scope
 
@@ -37,14 +32,6 @@ def test_resolve_by_every_identifier(any_engine: sa.Engine) -> None:
             resolve(session, Identifier(type="id", value="nobody"))
         with pytest.raises(IdentifierTaken, match="'c-1'"):
             check_card_free(session, "2900001234567", None)
-
-
-@pytest.fixture
-async def api(dev_server: WorkflowEnvironment, any_engine: sa.Engine, settings: Settings,
-              task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(dev_server.client, any_engine, settings, task_queue)
-    async with api_client(app, make_key(any_engine)) as client:
-        yield client
 
 
 async def test_lookup_by_any_identifier_and_409_naming_the_owner(api: httpx.AsyncClient) -> None:

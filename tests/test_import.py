@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
-from temporalio.testing import WorkflowEnvironment
 
-from tests.support.api import api_client, make_app, make_key
 from tests.support.waiting import eventually
 from tropa.customers.exporting import export
 from tropa.customers.imports.job import import_customers, new_job
 from tropa.customers.imports.orders import import_orders
 from tropa.customers.tabular import Mapping
 from tropa.services import customers as service
-from tropa.settings import Settings
 from tropa.store.db import session_scope
 
 HEADER = "id,first_name,phone,email,birthday,card,shoe_size\n"
@@ -143,14 +138,6 @@ def test_xlsx_formula_cells_mapping_and_orders(any_engine: sa.Engine, tmp_path: 
     rows = list(load_workbook(tmp_path / "out.xlsx", read_only=True).active.iter_rows(  # type: ignore[union-attr]
         values_only=True))
     assert [r[0] for r in rows] == ["id", "k-1", "k-3"]
-
-
-@pytest.fixture
-async def api(dev_server: WorkflowEnvironment, any_engine: sa.Engine, settings: Settings,
-              task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(dev_server.client, any_engine, settings, task_queue)
-    async with api_client(app, make_key(any_engine)) as client:
-        yield client
 
 
 async def test_import_job_through_the_api(api: httpx.AsyncClient, tmp_path: Path) -> None:

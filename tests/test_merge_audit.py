@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
-import sqlalchemy as sa
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support.api import api_client, make_app, make_key
 from tests.support.waiting import eventually
-from tropa.settings import Settings
 
 YAML = {"Content-Type": "application/yaml"}
 JOURNEY = """journey: {name}
@@ -24,14 +19,6 @@ trigger: {{event: joined}}
 steps:
   - wait: 1h
 """
-
-
-@pytest.fixture
-async def api(dev_server: WorkflowEnvironment, any_engine: sa.Engine, settings: Settings,
-              task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(dev_server.client, any_engine, settings, task_queue)
-    async with api_client(app, make_key(any_engine)) as client:
-        yield client
 
 
 def order(card: str, total: int, n: int) -> dict[str, Any]:
