@@ -80,6 +80,21 @@ async def test_the_stricter_of_the_journey_and_step_windows_wins(harness: Harnes
         "22:30", "10:00")
 
 
+async def test_quiet_hours_in_a_named_zone(harness: Harness) -> None:
+    # 22:30 in Vladivostok is 15:30 in Moscow, inside the journey's Moscow afternoon window.
+    harness.publish(EVENING.format(
+        name="moscow", step="",
+        settings=', quiet_hours: {from: "15:00", to: "16:00", timezone: Europe/Moscow}'))
+    await harness.fire("go", "c-1")
+
+    status = await harness.finish("journey/moscow/c-1")
+
+    sent = status.steps[1].finished_at
+    assert sent is not None
+    assert sent.astimezone(ZoneInfo("Europe/Moscow")).strftime("%H:%M") == "16:00"
+    assert _local(sent) == "23:00"
+
+
 CAPPED = """
 journey: capped
 trigger: {event: go}
