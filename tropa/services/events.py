@@ -26,7 +26,7 @@ from tropa.customers.identifiers import canonical_id
 from tropa.customers.view import customer_view
 from tropa.dsl import triggers
 from tropa.dsl.expressions import ExpressionError, evaluate
-from tropa.dsl.plan import EventIn, Plan, RunInput
+from tropa.dsl.plan import EventIn, Plan, RunInput, listener_id
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
 from tropa.services.last_events import occurrence_runs, record_last_event
@@ -69,6 +69,19 @@ class Routed:
     started: list[str] = field(default_factory=list)
     signalled: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _KeyedTargets:
+    """Runs of keyed journeys an event goes to: per workflow id, the `event.data` fields the
+    listening versions read (None: all) and the listeners it is for."""
+
+    runs: dict[str, tuple[set[str] | None, list[str]]] = field(default_factory=dict)
+
+    def add(self, workflow_id: str, fields: list[str] | None, names: list[str]) -> None:
+        known, listeners = self.runs.get(workflow_id, (set(), []))
+        wanted = None if known is None or fields is None else known | set(fields)
+        self.runs[workflow_id] = (wanted, [*listeners, *names])
 
 
 def run_id_for(plan: Plan, customer_id: str, key: str | None, event_id: str) -> str:
@@ -180,13 +193,20 @@ class EventRouter:
             # signal; one whose trigger was skipped does (its run in flight may wait for it).
             if await self._trigger(plan, event, context, routed):
                 triggered.add(plan.journey)
+        keyed = _KeyedTargets()
         for plan in catalogue.listeners.get(event.type, []):
             if plan.journey in triggered:
                 continue
             if plan.trigger.kind == "event" and plan.trigger.key is not None:
-                await self._signal_keyed(plan, event, context, routed)
+                await self._keyed_targets(plan, event, context, routed, keyed)
             else:
                 await self._signal(plan, event, routed)
+        # One signal per run, naming the listeners of every published version the event is
+        # for: the run picks its own version's.
+        for workflow_id, (fields, names) in keyed.runs.items():
+            payload = event.keeping(None if fields is None else sorted(fields))
+            await self._send_event(workflow_id, payload.model_copy(update={"listeners": names}),
+                                   routed)
         log.info("event_routed", event_type=event.type, started=len(routed.started),
                  signalled=len(routed.signalled), skipped=len(routed.skipped))
         return routed
@@ -320,10 +340,10 @@ class EventRouter:
         for workflow_id in ids:
             await self._send_event(workflow_id, payload, routed)
 
-    async def _signal_keyed(self, plan: Plan, event: EventIn, context: dict[str, Any],
-                            routed: Routed) -> None:
-        """Signal only the run whose key this event renders to, naming the listeners it is
-        for: an `order.paid` of order 2 must not end or wake the run of order 1."""
+    async def _keyed_targets(self, plan: Plan, event: EventIn, context: dict[str, Any],
+                             routed: Routed, targets: _KeyedTargets) -> None:
+        """The run (or `parallel` runs) of `plan` whose key this event renders to, for each
+        listener: an `order.paid` of order 2 must not end or wake the run of order 1."""
         context = {**context, "journey": {"name": plan.journey, "version": plan.version}}
         rendered: dict[str, str | None] = {}  # template -> key (None: could not render)
         by_key: dict[str, list[str]] = {}
@@ -335,15 +355,14 @@ class EventRouter:
                                                               context, routed)
             key = rendered[template]
             if key is not None:
-                by_key.setdefault(key, []).append(listener.name)
+                by_key.setdefault(key, []).append(listener_id(plan.version, listener.name))
         for key, names in by_key.items():
             ids = ([run_id_for(plan, event.customer_id, key, event.event_id)]
                    if plan.re_entry != "parallel" else
                    await run_in_threadpool(self._keyed_parallel_runs, plan, event.customer_id,
                                            key))
-            payload = event.keeping(plan.event_fields).model_copy(update={"listeners": names})
             for workflow_id in ids:
-                await self._send_event(workflow_id, payload, routed)
+                targets.add(workflow_id, plan.event_fields, names)
 
     async def _listener_key(self, plan: Plan, listener: str, template: str,
                             context: dict[str, Any], routed: Routed) -> str | None:
@@ -361,7 +380,9 @@ class EventRouter:
             if key:
                 return key
             reason = f"{listener}: the key renders empty on this event"
-        routed.skipped.append({"journey": plan.journey, "reason": reason})
+        skipped = {"journey": plan.journey, "reason": reason}
+        if skipped not in routed.skipped:  # versions that share the listener say it once
+            routed.skipped.append(skipped)
         return None
 
     async def _send_event(self, workflow_id: str, event: EventIn, routed: Routed) -> None:
