@@ -30,6 +30,7 @@ from tropa.dsl.plan import EventIn, Plan, RunInput, listener_id
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
 from tropa.services.last_events import occurrence_runs, record_last_event
+from tropa.services.listener_keys import KeyedTargets, listener_key, runs_of_triggers
 from tropa.steps.builtin import registry
 from tropa.store.db import session_scope
 from tropa.store.models import ActiveRun, Customer, Event
@@ -69,19 +70,6 @@ class Routed:
     started: list[str] = field(default_factory=list)
     signalled: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class _KeyedTargets:
-    """Runs of keyed journeys an event goes to: per workflow id, the `event.data` fields the
-    listening versions read (None: all) and the listeners it is for."""
-
-    runs: dict[str, tuple[set[str] | None, list[str]]] = field(default_factory=dict)
-
-    def add(self, workflow_id: str, fields: list[str] | None, names: list[str]) -> None:
-        known, listeners = self.runs.get(workflow_id, (set(), []))
-        wanted = None if known is None or fields is None else known | set(fields)
-        self.runs[workflow_id] = (wanted, [*listeners, *names])
 
 
 def run_id_for(plan: Plan, customer_id: str, key: str | None, event_id: str) -> str:
@@ -193,7 +181,7 @@ class EventRouter:
             # signal; one whose trigger was skipped does (its run in flight may wait for it).
             if await self._trigger(plan, event, context, routed):
                 triggered.add(plan.journey)
-        keyed = _KeyedTargets()
+        keyed = KeyedTargets()
         for plan in catalogue.listeners.get(event.type, []):
             if plan.journey in triggered:
                 continue
@@ -341,7 +329,7 @@ class EventRouter:
             await self._send_event(workflow_id, payload, routed)
 
     async def _keyed_targets(self, plan: Plan, event: EventIn, context: dict[str, Any],
-                             routed: Routed, targets: _KeyedTargets) -> None:
+                             routed: Routed, targets: KeyedTargets) -> None:
         """The run (or `parallel` runs) of `plan` whose key this event renders to, for each
         listener: an `order.paid` of order 2 must not end or wake the run of order 1."""
         context = {**context, "journey": {"name": plan.journey, "version": plan.version}}
@@ -351,8 +339,12 @@ class EventRouter:
             template = listener.key or plan.trigger.key
             assert template is not None
             if template not in rendered:
-                rendered[template] = await self._listener_key(plan, listener.name, template,
-                                                              context, routed)
+                rendered[template], reason = await listener_key(listener.name, template,
+                                                                context, TRIGGER_TIMEOUT)
+                skipped = {"journey": plan.journey, "reason": reason}
+                # versions that share the listener say it once
+                if reason and skipped not in routed.skipped:
+                    routed.skipped.append(skipped)
             key = rendered[template]
             if key is not None:
                 by_key.setdefault(key, []).append(listener_id(plan.version, listener.name))
@@ -363,27 +355,6 @@ class EventRouter:
                                            key))
             for workflow_id in ids:
                 targets.add(workflow_id, plan.event_fields, names)
-
-    async def _listener_key(self, plan: Plan, listener: str, template: str,
-                            context: dict[str, Any], routed: Routed) -> str | None:
-        """The key a listener's template renders this event to, bounded like a trigger's
-        key; None, with the reason in `skipped`, when it cannot be rendered."""
-        try:
-            key = await asyncio.wait_for(
-                run_in_threadpool(triggers.render_key, template, context,
-                                  f"the key of {listener}"), TRIGGER_TIMEOUT)
-        except ExpressionError as exc:
-            reason = f"{listener}: the key cannot be rendered on this event ({exc})"
-        except TimeoutError:
-            reason = f"{listener}: the key took longer than {TRIGGER_TIMEOUT:g} s"
-        else:
-            if key:
-                return key
-            reason = f"{listener}: the key renders empty on this event"
-        skipped = {"journey": plan.journey, "reason": reason}
-        if skipped not in routed.skipped:  # versions that share the listener say it once
-            routed.skipped.append(skipped)
-        return None
 
     async def _send_event(self, workflow_id: str, event: EventIn, routed: Routed) -> None:
         """Signal one run; a run that has ended leaves the index and is no error."""
@@ -398,19 +369,10 @@ class EventRouter:
             await run_in_threadpool(self._forget_run, workflow_id)
 
     def _keyed_parallel_runs(self, plan: Plan, customer_id: str, key: str) -> list[str]:
-        """Runs of a keyed `parallel` journey with this key: `<prefix>/<key>/<trigger event
-        id>`. The rest after the prefix must be a trigger event of this customer, so the
-        runs of key `a/b` are not taken for runs of key `a`."""
-        prefix = run_id_for(plan, customer_id, key, "")
-        runs = [wid for wid in self._active_runs(plan.journey, customer_id)
-                if wid.startswith(prefix)]
-        if not runs:
-            return []
-        with session_scope(self._engine) as session:
-            triggers_seen = set(session.exec(select(Event.event_id).where(
-                Event.customer_id == customer_id, Event.type == plan.trigger.event,
-                Event.event_id.in_([wid[len(prefix):] for wid in runs]))))  # type: ignore[attr-defined]
-        return [wid for wid in runs if wid[len(prefix):] in triggers_seen]
+        """Runs of a keyed `parallel` journey with this key: `<prefix>/<key>/<event id>`."""
+        return runs_of_triggers(self._engine, run_id_for(plan, customer_id, key, ""),
+                                self._active_runs(plan.journey, customer_id), customer_id,
+                                plan.trigger.event)
 
     def _active_runs(self, journey: str, customer_id: str) -> list[str]:
         with session_scope(self._engine) as session:
