@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date, datetime
 from typing import Any
 
-from tropa.dsl.plan import DateTrigger, ExitRule, InactivityTrigger, Plan, PlanStep, Trigger
+from tropa.dsl.plan import (
+    DateTrigger,
+    ExitRule,
+    InactivityTrigger,
+    Plan,
+    PlanStep,
+    ScheduleTrigger,
+    Trigger,
+)
 from tropa.dsl.positions import load_with_positions
 from tropa.dsl.reads import Reads
 from tropa.dsl.spec import JourneySpec
@@ -93,7 +102,22 @@ def _trigger(spec: JourneySpec) -> Trigger:
                        inactivity=InactivityTrigger(event=spell.event,
                                                     days=whole_days(spell.for_), at=spell.at,
                                                     late=late))
+    if trigger.schedule is not None:
+        when = trigger.schedule
+        assert trigger.audience is not None
+        return Trigger(event=f"schedule.{spec.journey}", where=trigger.where, kind="schedule",
+                       schedule=ScheduleTrigger(cron=when.cron, timezone=when.timezone or "UTC",
+                                                at=when.at, audience=_json(trigger.audience)))
     return Trigger(event=trigger.event_type, where=trigger.where, key=trigger.key)
+
+
+def _json(value: Any) -> Any:
+    """Plain JSON: dates (YAML reads them unquoted) as ISO text."""
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 def content_hash(plan: Plan) -> str:
@@ -103,6 +127,9 @@ def content_hash(plan: Plan) -> str:
     if plan.trigger.kind == "event":
         for name in ("kind", "date", "inactivity"):
             body["trigger"].pop(name, None)
+    # ... and date and inactivity triggers as they did before schedules existed.
+    if plan.trigger.schedule is None:
+        body["trigger"].pop("schedule", None)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

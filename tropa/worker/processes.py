@@ -7,7 +7,7 @@ import signal
 
 from tropa.settings import Settings
 from tropa.worker.loyalty_schedule import ensure_expiry_schedule
-from tropa.worker.schedules import ensure_schedules
+from tropa.worker.schedules import ensure_journey_schedules, ensure_schedules
 from tropa.worker.stack import open_database
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
@@ -18,7 +18,9 @@ async def run_all(settings: Settings) -> None:
     settings.delivery.channel_queues = True  # this process serves the channel queues
     client = await connect(settings.temporal)
     await ensure_schedules(client, settings.temporal.task_queue)
-    workers = build_workers(client, settings, open_database(settings))
+    engine = open_database(settings)
+    await ensure_journey_schedules(client, engine, settings.temporal.task_queue)
+    workers = build_workers(client, settings, engine)
     await ensure_expiry_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from temporalio.client import (
     Client,
     Schedule,
@@ -25,6 +26,7 @@ from temporalio.client import (
 )
 
 from tropa.logs import get_logger
+from tropa.services import journey_schedules
 from tropa.workflows.segments_daily import SegmentsDaily
 from tropa.workflows.time_triggers import TimeTriggersHourly
 
@@ -77,3 +79,10 @@ async def ensure_schedules(client: Client, task_queue: str) -> list[str]:
             await client.get_schedule_handle(sweep.schedule_id).update(update)
         ids.append(sweep.schedule_id)
     return ids
+
+
+async def ensure_journey_schedules(client: Client, engine: sa.Engine,
+                                   task_queue: str) -> dict[str, str]:
+    """Bring every schedule journey's own Schedule (`tropa-journey-<name>`) in step with the
+    journey's status, for journeys published or changed while no API was there to do it."""
+    return await journey_schedules.sync_all(client, engine, task_queue)

@@ -32,7 +32,7 @@ from tropa.worker.devserver import (
     wait_for_port,
 )
 from tropa.worker.loyalty_schedule import ensure_expiry_schedule
-from tropa.worker.schedules import ensure_schedules
+from tropa.worker.schedules import ensure_journey_schedules, ensure_schedules
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
 
@@ -110,6 +110,7 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         engine = open_database(settings)
         key = development_key(settings, engine)
         published = publish_examples(engine, examples) if examples else []
+        await ensure_journey_schedules(client, engine, tcfg.task_queue)
         if not settings.delivery.receipts_base_url:
             # The sandbox posts delivery receipts back to this API, as a provider would.
             settings.delivery.receipts_base_url = f"http://{settings.api.host}:{settings.api.port}"
