@@ -4,8 +4,8 @@ The fire time is the schedule's nominal time (the `TemporalScheduledStartTime` s
 attribute the server sets), so a fire that starts late still names the time it stands for.
 Each page is one activity holding at most a second's worth of starts at the configured
 rate; after it the workflow sleeps the time the page is worth at that rate (a durable timer,
-skipped by the time-skipping server in tests), and it continues as new every PAGES_PER_RUN pages, so its history stays
-small however large the audience.
+skipped by the time-skipping server in tests). It continues as new every PAGES_PER_RUN
+pages, so its history stays small however large the audience.
 """
 
 from __future__ import annotations
