@@ -94,3 +94,15 @@ async def test_scopes(api: httpx.AsyncClient, any_engine: sa.Engine) -> None:
         assert allowed.status_code == 200
     async with api_client(app, "") as anonymous:
         assert (await anonymous.get("/v1/audiences")).status_code == 401
+
+
+async def test_concurrent_first_puts_of_one_name_all_succeed(api: httpx.AsyncClient) -> None:
+    import asyncio
+
+    bodies = [{"description": f"writer {i}", "filter": {"tag": f"t{i}"}} for i in range(6)]
+    answers = await asyncio.gather(*(api.put("/v1/audiences/raced", json=b) for b in bodies))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 5 + [201], [a.text for a in answers]
+    final = (await api.get("/v1/audiences/raced")).json()
+    assert final["description"] in {b["description"] for b in bodies}
+    assert final["filter"] == {"tag": final["description"].replace("writer ", "t")}

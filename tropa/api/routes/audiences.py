@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from tropa.api.deps import SessionDep, require
@@ -96,7 +97,11 @@ async def put_audience(name: Name, request: Request, response: Response) -> Any:
             return service.put(session, name, source=text, description=description,
                                audience=audience, now=utcnow())
 
-    row, created = await run_in_threadpool(store)
+    try:
+        row, created = await run_in_threadpool(store)
+    except IntegrityError:
+        # two first PUTs of one name raced and the other inserted it first: ours replaces it
+        row, created = await run_in_threadpool(store)
     response.status_code = 201 if created else 200
     return _public(row)
 
