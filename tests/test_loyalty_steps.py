@@ -25,7 +25,7 @@ from tropa.loyalty.programme import Programme
 from tropa.settings import Settings
 from tropa.store.db import session_scope
 from tropa.store.models import Event
-from tropa.worker.loyalty_schedule import SCHEDULE_ID, ensure_expiry_schedule
+from tropa.worker.schedules import ensure_schedules
 from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep, SweepInput, SweepResult
 
 BIRTHDAY = """
@@ -174,11 +174,11 @@ async def test_the_burn_sweep_runs_as_a_schedule(dev_server: WorkflowEnvironment
                                                  settings: Settings, task_queue: str) -> None:
     settings.temporal.task_queue = task_queue
     settings.loyalty.expiry_sweep_seconds = 600
-    await ensure_expiry_schedule(dev_server.client, settings)
+    await ensure_schedules(dev_server.client, task_queue, settings)
     settings.loyalty.expiry_sweep_seconds = 900
-    await ensure_expiry_schedule(dev_server.client, settings)  # a restart updates it
+    await ensure_schedules(dev_server.client, task_queue, settings)  # a restart updates it
 
-    handle = dev_server.client.get_schedule_handle(SCHEDULE_ID)
+    handle = dev_server.client.get_schedule_handle("tropa-loyalty-expiry")
     try:
         described = await handle.describe()
         assert described.schedule.spec.intervals[0].every == timedelta(seconds=900)

@@ -20,3 +20,7 @@ async def test_sweeps_are_schedules_created_once_and_updated(dev_server: Workflo
     assert "RF segments" in description.schedule.state.note
     ids = [s.id async for s in await dev_server.client.list_schedules()]
     assert ids.count("tropa-rf-daily") == 1
+    # the burn sweep is in the same list, on its interval from the settings
+    loyalty = await dev_server.client.get_schedule_handle("tropa-loyalty-expiry").describe()
+    assert loyalty.schedule.spec.intervals[0].every.total_seconds() > 0
+    await dev_server.client.get_schedule_handle("tropa-loyalty-expiry").delete()

@@ -260,6 +260,20 @@ class TaskSettings(BaseSettings):
         "is stored but not announced")
 
 
+class TriggerSettings(BaseSettings):
+    """Schedule triggers: how fast a fire starts runs for its audience."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_TRIGGERS_")
+
+    schedule_start_rate: float = Field(
+        default=100.0, gt=0, le=10_000, description="Most runs a schedule fire starts per "
+        "second (each journey's fire paces itself to this rate), so a Monday campaign to a "
+        "million customers does not flood Temporal, the database and the channels at once")
+    schedule_page_size: int = Field(
+        default=500, ge=1, le=10_000, description="Customers a schedule fire reads from the "
+        "audience query per page (never more than the start rate allows per second)")
+
+
 class Settings(BaseSettings):
     """All of Tropa's settings."""
 
@@ -279,6 +293,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
 
     def database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date, datetime
 from typing import Any
 
 from tropa.dsl.durations import parse_duration
@@ -15,6 +16,7 @@ from tropa.dsl.plan import (
     Plan,
     PlanStep,
     QuietWindow,
+    ScheduleTrigger,
     Trigger,
 )
 from tropa.dsl.positions import load_with_positions
@@ -120,7 +122,22 @@ def _trigger(spec: JourneySpec) -> Trigger:
                        inactivity=InactivityTrigger(event=spell.event,
                                                     days=whole_days(spell.for_), at=spell.at,
                                                     late=late))
+    if trigger.schedule is not None:
+        when = trigger.schedule
+        assert trigger.audience is not None
+        return Trigger(event=f"schedule.{spec.journey}", where=trigger.where, kind="schedule",
+                       schedule=ScheduleTrigger(cron=when.cron, timezone=when.timezone or "UTC",
+                                                at=when.at, audience=_json(trigger.audience)))
     return Trigger(event=trigger.event_type, where=trigger.where, key=trigger.key)
+
+
+def _json(value: Any) -> Any:
+    """Plain JSON: dates (YAML reads them unquoted) as ISO text."""
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 def content_hash(plan: Plan) -> str:
@@ -138,6 +155,9 @@ def content_hash(plan: Plan) -> str:
     for rule in body["exit_on"]:
         if rule.get("key") is None:
             rule.pop("key", None)
+    # Date and inactivity triggers hash as they did before schedules existed.
+    if plan.trigger.schedule is None:
+        body["trigger"].pop("schedule", None)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

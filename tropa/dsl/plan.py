@@ -63,6 +63,16 @@ class InactivityTrigger(BaseModel):
     late: Literal["send", "skip"] = "send"
 
 
+class ScheduleTrigger(BaseModel):
+    """`trigger: {schedule: ..., audience: ...}`: a run per audience customer at each fire
+    time. `audience` is the filter's JSON form, or `{"saved": name}` read at each fire."""
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    at: datetime | None = None
+    audience: dict[str, Any]
+
+
 class Trigger(BaseModel):
     """What starts a run: an event type (for date and inactivity triggers the synthetic one
     the sweep makes), an optional condition and a key."""
@@ -70,9 +80,10 @@ class Trigger(BaseModel):
     event: str
     where: str | None = None
     key: str | None = None
-    kind: Literal["event", "date", "inactivity"] = "event"
+    kind: Literal["event", "date", "inactivity", "schedule"] = "event"
     date: DateTrigger | None = None
     inactivity: InactivityTrigger | None = None
+    schedule: ScheduleTrigger | None = None
 
 
 class ExitRule(BaseModel):

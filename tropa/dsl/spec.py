@@ -20,6 +20,7 @@ from tropa.dsl.plan import Category, ReEntry
 from tropa.dsl.time_triggers import (
     InactivitySpec,
     LateRule,
+    ScheduleSpec,
     check_at,
     check_date_path,
     offset_days,
@@ -74,6 +75,12 @@ class TriggerSpec(_Strict):
         default=None, description="How often the date recurs; with `date:` (default year)")
     inactivity: InactivitySpec | None = Field(
         default=None, description="Start when a customer has had no such event for a while")
+    schedule: ScheduleSpec | None = Field(
+        default=None, description="Start one run per customer of `audience:` at each fire "
+        "time of a cron or at one time")
+    audience: dict[str, Any] | None = Field(
+        default=None, description="Who a schedule reaches: a filter (docs/audiences.md) or "
+        "`saved: <name>`; with `schedule:`", examples=[{"saved": "loyal-moscow"}])
     late: LateRule | None = Field(
         default=None, description="A sweep that ran late (the stack was down): send "
         "occurrences up to 24 h late (default) or skip them")
@@ -114,17 +121,30 @@ class TriggerSpec(_Strict):
 
     @model_validator(mode="after")
     def _source(self) -> TriggerSpec:
-        given = [source for source in ("event", "segment", "date", "inactivity")
+        given = [source for source in ("event", "segment", "date", "inactivity", "schedule")
                  if getattr(self, source) is not None]
         if len(given) > 1:
-            raise ValueError(f"give one of `event:`, `segment:`, `date:` and `inactivity:`, "
-                             f"not {' and '.join(f'`{g}:`' for g in given)}")
+            raise ValueError(f"give one of `event:`, `segment:`, `date:`, `inactivity:` and "
+                             f"`schedule:`, not {' and '.join(f'`{g}:`' for g in given)}")
         if self.date is None:
             for extra in ("offset", "at", "every"):
                 if getattr(self, extra) is not None:
+                    inside = "inactivity" if self.inactivity else "schedule"
                     raise ValueError(f"`{extra}:` goes with `date:`"
-                                     + ("; for inactivity write it inside `inactivity:`"
-                                        if extra == "at" and self.inactivity else ""))
+                                     + (f"; for {inside} write it inside `{inside}:`"
+                                        if extra == "at" and (self.inactivity or self.schedule)
+                                        else ""))
+        if self.schedule is not None:
+            if self.audience is None:
+                raise ValueError("a schedule needs `audience:`: a filter such as "
+                                 "`audience: {segment: loyal}` or `audience: {saved: <name>}`")
+            for extra in ("key", "late"):
+                if getattr(self, extra) is not None:
+                    raise ValueError(f"`{extra}:` goes with event, date and inactivity "
+                                     "triggers; schedule runs are told apart by fire time")
+            return self
+        if self.audience is not None:
+            raise ValueError("`audience:` goes with `schedule:`")
         if self.date is not None or self.inactivity is not None:
             if self.key is not None:
                 raise ValueError("`key:` goes with `event:` triggers; date and inactivity "
@@ -148,10 +168,12 @@ class TriggerSpec(_Strict):
         return self
 
     @property
-    def kind(self) -> Literal["event", "date", "inactivity"]:
+    def kind(self) -> Literal["event", "date", "inactivity", "schedule"]:
         """Which kind of trigger this is (a segment trigger is an event trigger)."""
         if self.date is not None:
             return "date"
+        if self.schedule is not None:
+            return "schedule"
         return "inactivity" if self.inactivity is not None else "event"
 
     @property

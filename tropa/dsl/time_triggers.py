@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FIXED_DATES = ("customer.birthday", "customer.created_at", "customer.registered_at")
 DATE_PATHS = ", ".join(FIXED_DATES) + (", customer.attributes.<name> or "
@@ -94,3 +96,84 @@ class InactivitySpec(BaseModel):
     @classmethod
     def _at(cls, value: object) -> str:
         return check_at(value)  # type: ignore[arg-type]
+
+
+_CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
+                ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG",
+                                  "SEP", "OCT", "NOV", "DEC")),
+                ("day of week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")))
+_CRON_ITEM = re.compile(r"^(\*|[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?)(?:/(\d{1,2}))?$")
+CRON_FORM = ("five fields: minute hour day-of-month month day-of-week, e.g. "
+             "\"0 10 * * MON\" (10:00 every Monday) or \"30 9 1 * *\"")
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    if text.upper() in names:
+        return names.index(text.upper()) + (1 if low == 1 else 0)
+    if text.isdigit() and low <= int(text) <= high:
+        return int(text)
+    return None
+
+
+def check_cron(text: str) -> str:
+    """A five-field cron expression as Temporal Schedules read it, or ValueError."""
+    fields = str(text).split()
+    if len(fields) != 5:
+        raise ValueError(f"'{text}' is not a cron expression; write {CRON_FORM}")
+    for value, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        for item in value.split(","):
+            match = _CRON_ITEM.match(item)
+            bounds = match.group(1).split("-") if match and match.group(1) != "*" else []
+            if match is None or any(_cron_value(b, low, high, names) is None for b in bounds):
+                raise ValueError(f"'{item}' is not a valid {name} in '{text}'; the {name} is "
+                                 f"{low}-{high}" + (f" or {names[0]}..{names[-1]}" if names
+                                                    else "") + f"; write {CRON_FORM}")
+    return " ".join(fields)
+
+
+class ScheduleSpec(BaseModel):
+    """`schedule: {cron: "0 10 * * MON", timezone: Europe/Moscow}` or
+    `schedule: {at: 2026-12-01T10:00:00+03:00}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = Field(default=None, description="When to fire, as cron: minute hour "
+                             "day-of-month month day-of-week", examples=["0 10 * * MON"])
+    timezone: str | None = Field(default=None, description="The zone the cron is read in "
+                                 "(default UTC); with `cron:`", examples=["Europe/Moscow"])
+    at: datetime | None = Field(default=None, description="One fire time, with its offset",
+                                examples=["2026-12-01T10:00:00+03:00"])
+
+    @field_validator("cron", mode="before")
+    @classmethod
+    def _cron(cls, value: object) -> object:
+        return None if value is None else check_cron(str(value))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError):
+            raise ValueError(f"'{value}' is not a time zone; write an IANA name such as "
+                             "Europe/Moscow or UTC") from None
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the offset of the time, e.g. 2026-12-01T10:00:00+03:00")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.at is None):
+            raise ValueError("give one of `cron:` (a repeating time) and `at:` (one time), "
+                             "e.g. `schedule: {cron: \"0 10 * * MON\", timezone: "
+                             "Europe/Moscow}`")
+        if self.at is not None and self.timezone is not None:
+            raise ValueError("`timezone:` goes with `cron:`; `at:` carries its own offset")
+        return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,9 @@ class Validator:
             return None
         spec = self._model(JourneySpec, raw, ())
         self._expressions(JourneySpec, raw, ())
+        trigger = raw.get("trigger")
+        if isinstance(trigger, dict) and "audience" in trigger:
+            self._audience(trigger["audience"], ("trigger", "audience"))
         steps = self.steps(raw["steps"], ("steps",)) if isinstance(raw.get("steps"), list) else []
         if spec is not None:
             self._listener_keys(spec, steps)
@@ -80,6 +84,26 @@ class Validator:
                     "needs a trigger `key:`", at_key=True, hint=hint))
             for children in step.children.values():
                 stack.extend(children)
+
+    def _audience(self, raw: Any, path: Path) -> None:
+        """Check a schedule's audience filter in place, so its problems carry the journey
+        file's lines and columns."""
+        # The filter language lives in the audiences domain package, above this one; the
+        # import is local, like the segment names the segment trigger checks.
+        from tropa.audiences.parse import FilterReader
+        from tropa.audiences.saved import NAME_PATTERN
+
+        if isinstance(raw, dict) and "saved" in raw:
+            name = raw["saved"]
+            if len(raw) != 1 or not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+                self.problems.append(self.smap.problem(
+                    (*path, "saved"), "`saved:` stands alone and names a saved audience",
+                    hint="write `audience: {saved: loyal-moscow}` (lower case letters, "
+                    "digits, - and _), or give a filter instead"))
+            return
+        reader = FilterReader(self.smap)
+        reader.audience(raw, path)
+        self.problems.extend(reader.problems)
 
     def steps(self, items: list[Any], path: Path) -> list[CheckedStep]:
         """Validate a list of steps, recursing into nested lists."""

@@ -253,9 +253,14 @@ class EventRouter:
                 return "where is false"
         except ExpressionError as exc:
             return str(exc)
+        # An occurrence has its own run id, so `re_entry: restart` has nothing to restart:
+        # a second start of the same occurrence (a repeated fire or sweep) is a no-op.
+        inp = RunInput(plan=plan, customer_id=event.customer_id,
+                       trigger_event=event.keeping(plan.event_fields))
         try:
-            await self._start(plan, event, workflow_id, WorkflowIDConflictPolicy.FAIL,
-                              WorkflowIDReusePolicy.REJECT_DUPLICATE, start_delay=start_delay)
+            await self._start_run(plan, inp, workflow_id, WorkflowIDConflictPolicy.FAIL,
+                                  WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                                  start_delay=start_delay)
         except WorkflowAlreadyStartedError:
             return "exists"
         return "started"

@@ -115,11 +115,13 @@ def set_status(session: Session, name: str, status: str) -> Journey:
 @dataclass
 class Catalogue:
     """Live triggers and every published version's listeners, by event type; live date and
-    inactivity journeys, which the hourly sweep starts and the event router ignores."""
+    inactivity journeys, which the hourly sweep starts and the event router ignores; live
+    schedule journeys, which their own Temporal Schedules fire."""
 
     triggers: dict[str, list[Plan]] = field(default_factory=dict)
     listeners: dict[str, list[Plan]] = field(default_factory=dict)
     timed: list[Plan] = field(default_factory=list)
+    scheduled: list[Plan] = field(default_factory=list)
 
 
 class JourneyCatalogue:
@@ -187,6 +189,8 @@ class JourneyCatalogue:
                 if journey.status == "published" and journey.live_version == row.version:
                     if plan.trigger.kind == "event":
                         catalogue.triggers.setdefault(plan.trigger.event, []).append(plan)
+                    elif plan.trigger.kind == "schedule":
+                        catalogue.scheduled.append(plan)
                     else:
                         catalogue.timed.append(plan)
                 for event_type in registry().events_listened(plan):

@@ -6,8 +6,7 @@ import asyncio
 import signal
 
 from tropa.settings import Settings
-from tropa.worker.loyalty_schedule import ensure_expiry_schedule
-from tropa.worker.schedules import ensure_schedules
+from tropa.worker.schedules import ensure_journey_schedules, ensure_schedules
 from tropa.worker.stack import open_database
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
@@ -17,9 +16,10 @@ async def run_all(settings: Settings) -> None:
     """The journey worker and every channel worker, until SIGTERM or SIGINT."""
     settings.delivery.channel_queues = True  # this process serves the channel queues
     client = await connect(settings.temporal)
-    await ensure_schedules(client, settings.temporal.task_queue)
-    workers = build_workers(client, settings, open_database(settings))
-    await ensure_expiry_schedule(client, settings)
+    await ensure_schedules(client, settings.temporal.task_queue, settings)
+    engine = open_database(settings)
+    await ensure_journey_schedules(client, engine, settings.temporal.task_queue)
+    workers = build_workers(client, settings, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

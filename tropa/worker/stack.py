@@ -31,8 +31,7 @@ from tropa.worker.devserver import (
     start_dev_server,
     wait_for_port,
 )
-from tropa.worker.loyalty_schedule import ensure_expiry_schedule
-from tropa.worker.schedules import ensure_schedules
+from tropa.worker.schedules import ensure_journey_schedules, ensure_schedules
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
 
@@ -106,17 +105,17 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
             await wait_for_port("127.0.0.1", tcfg.dev_port, proc=temporal_proc)
         client: Client = await connect(tcfg)
         await register_search_attributes(client)
-        await ensure_schedules(client, tcfg.task_queue)
+        await ensure_schedules(client, tcfg.task_queue, settings)
         engine = open_database(settings)
         key = development_key(settings, engine)
         published = publish_examples(engine, examples) if examples else []
+        await ensure_journey_schedules(client, engine, tcfg.task_queue)
         if not settings.delivery.receipts_base_url:
             # The sandbox posts delivery receipts back to this API, as a provider would.
             settings.delivery.receipts_base_url = f"http://{settings.api.host}:{settings.api.port}"
         # The sandbox on this machine is the one internal address webhooks may call here.
         settings.webhook.allowed_hosts.append(f"{settings.sandbox.host}:{settings.sandbox.port}")
         workers = build_workers(client, settings, engine)
-        await ensure_expiry_schedule(client, settings)
         api = server(create_app(settings, engine, client), settings.api.host, settings.api.port)
         # The sandbox keeps what it accepted in the data folder, so a whole-stack crash and
         # restart can still be checked for exactly-once.

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.activities.interpreter import interpreter_activities
 from tropa.activities.loyalty_expiry import ExpiryActivities
+from tropa.activities.schedule_fire import ScheduleFireActivities
 from tropa.activities.segments import SegmentActivities
 from tropa.activities.time_triggers import TimeTriggerActivities
 from tropa.channels.base import ChannelAdapter
@@ -30,6 +31,7 @@ from tropa.steps.builtin import registry
 from tropa.steps.registry import WorkerDeps, log_plugins
 from tropa.workflows.journey_run import JourneyRun
 from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep
+from tropa.workflows.schedule_fire import ScheduleFire
 from tropa.workflows.segments_daily import SegmentsDaily
 from tropa.workflows.time_triggers import TimeTriggersHourly
 
@@ -63,10 +65,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep, TimeTriggersHourly],
+        workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep, TimeTriggersHourly,
+                   ScheduleFire],
         activities=[*registry().activities(deps), *interpreter_activities(engine, settings),
                     SegmentActivities(engine, router).time_passing,
                     TimeTriggerActivities(engine, router).sweep,
+                    ScheduleFireActivities(engine, router, settings.triggers).fire_page,
                     *_sweep_activities(engine, settings)],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,

@@ -27,6 +27,7 @@ from tropa.dsl.plan import Plan
 from tropa.dsl.spec import NAME_PATTERN
 from tropa.errors import JourneyInvalid, Problem
 from tropa.services import journeys as service
+from tropa.services.journey_schedules import sync_journey
 from tropa.services.runs import count_by_version
 from tropa.store.db import session_scope
 from tropa.store.models import Journey, JourneyVersion
@@ -202,4 +203,7 @@ async def _go_live(request: Request, change: Callable[[Session], Journey]) -> Jo
     except service.Conflict as exc:
         raise HTTPException(409, str(exc)) from exc
     request.app.state.catalogue.invalidate()  # committed above: the next event sees it
+    # committed above too: the journey's own Schedule follows what is live now
+    await sync_journey(request.app.state.temporal, request.app.state.engine, journey.name,
+                       request.app.state.settings.temporal.task_queue)
     return await _public(request, journey, versions)
