@@ -174,3 +174,4 @@ from tropa.store import loyalty_models as _loyalty_models  # noqa: E402, F401
 from tropa.store import segment_models as _segment_models  # noqa: E402, F401
 from tropa.store import task_models as _task_models  # noqa: E402, F401
 from tropa.store.consent_models import ConsentChange as ConsentChange  # noqa: E402
+from tropa.store import broadcast_models as _broadcast_models  # noqa: E402, F401
