@@ -93,7 +93,7 @@ CHILD_TABLES_FIRST = (
     "messages", "side_effects", "events", "journey_versions", "journeys", "audit_log",
     "import_jobs", "order_status_changes", "orders", "purchase_stats", "cards",
     "customer_aliases", "tags", "customers", "api_keys", "active_runs", "customer_dates",
-    "customer_last_events", "trigger_claims",
+    "customer_last_events", "trigger_claims", "audiences",
 )
 
 

@@ -143,3 +143,19 @@ class TaskConflict(TropaError):
         self.status = status
         super().__init__(f"task {task_id} is {status}; only open or assigned tasks can be "
                          f"{action}")
+
+
+class AudienceInvalid(JourneyInvalid):
+    """An audience filter does not validate; carries every problem, each with its place.
+
+    A kind of JourneyInvalid: a filter is written in the same language, so every caller that
+    shows a journey's problems shows a filter's the same way."""
+
+
+class AudienceNotFound(TropaError):
+    """No saved audience has this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"saved audience `{name}` does not exist; list them with "
+                         "GET /v1/audiences or save it with PUT /v1/audiences/{name}")
