@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+
 import sqlalchemy as sa
 from sqlmodel import col, select
 from temporalio import activity

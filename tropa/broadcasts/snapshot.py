@@ -21,6 +21,7 @@ from tropa.store.db import session_scope
 from tropa.store.models import Customer
 
 PAGE = 5000
+RECIPIENTS: Any = BroadcastRecipient.__table__  # type: ignore[attr-defined]
 
 
 def take_snapshot(engine: sa.Engine, broadcast_id: str, now: datetime, *, page: int = PAGE,
@@ -34,7 +35,7 @@ def take_snapshot(engine: sa.Engine, broadcast_id: str, now: datetime, *, page: 
         start, percent = dict(broadcast.start), broadcast.holdout_percent
         after = session.exec(select(func.max(BroadcastRecipient.customer_id)).where(
             BroadcastRecipient.broadcast_id == broadcast_id)).one()
-    customers: Any = Customer.__table__
+    customers: Any = Customer.__table__  # type: ignore[attr-defined]
     # The filter's own SELECT over customers, with the zone beside the id and a key bound.
     members = audience_select(audience, now=now).add_columns(customers.c.time_zone)
     local_time = start.get("in_local_time")
@@ -47,7 +48,7 @@ def take_snapshot(engine: sa.Engine, broadcast_id: str, now: datetime, *, page: 
             rows = conn.execute(query).all()
             if not rows:
                 break
-            conn.execute(sa.insert(BroadcastRecipient.__table__), [  # type: ignore[arg-type]
+            conn.execute(sa.insert(RECIPIENTS), [
                 _recipient(broadcast_id, row.customer_id, row.time_zone, percent, local_time, now)
                 for row in rows])
         after = rows[-1].customer_id

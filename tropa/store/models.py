@@ -169,10 +169,10 @@ class ApiKey(SQLModel, table=True):
 
 # The customers domain's tables (cards, orders, audit, ...) live in their own module.
 from tropa.store import audience_models as _audience_models  # noqa: E402, F401
+from tropa.store import broadcast_models as _broadcast_models  # noqa: E402, F401
 from tropa.store import customer_dates as _customer_dates  # noqa: E402, F401
 from tropa.store import customer_models as _customer_models  # noqa: E402, F401
 from tropa.store import loyalty_models as _loyalty_models  # noqa: E402, F401
 from tropa.store import segment_models as _segment_models  # noqa: E402, F401
 from tropa.store import task_models as _task_models  # noqa: E402, F401
 from tropa.store.consent_models import ConsentChange as ConsentChange  # noqa: E402
-from tropa.store import broadcast_models as _broadcast_models  # noqa: E402, F401
