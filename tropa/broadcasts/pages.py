@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 
 from tropa.broadcasts.models import Counts, PageOut
 from tropa.channels.base import ChannelAdapter
@@ -27,6 +27,7 @@ from tropa.store.broadcast_models import Broadcast, BroadcastRecipient
 from tropa.store.db import session_scope
 
 STEP_ID = "send"
+_CHUNK = 25
 
 
 def journey_of(broadcast_id: str) -> str:
@@ -68,53 +69,64 @@ class PagePreparer:
                    "journey": {"name": journey_of(broadcast_id)}, "event": {"data": {}},
                    "steps": {}}
         page = PageOut(handled=len(due))
-        if due:
-            with ThreadPoolExecutor(max_workers=self._threads) as pool:
-                outcomes = list(pool.map(
-                    lambda cid: self._one(broadcast_id, cid, channel, params, context, now),
-                    due))
-            for outcome in outcomes:
-                _count(page, outcome)
+        chunks = [due[i:i + _CHUNK] for i in range(0, len(due), _CHUNK)]
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:
+            for outcomes in pool.map(
+                    lambda ids: self._chunk(broadcast_id, ids, channel, params, context, now),
+                    chunks):
+                for outcome in outcomes:
+                    _count(page, outcome)
         page.next_due = self._next_due(broadcast_id)
         return page
 
-    def _one(self, broadcast_id: str, customer_id: str, channel: str, params: dict[str, Any],
-             context: dict[str, Any], now: datetime) -> tuple[str, str, str | None]:
+    def _chunk(self, broadcast_id: str, customer_ids: list[str], channel: str,
+               params: dict[str, Any], context: dict[str, Any], now: datetime
+               ) -> list[tuple[str, str, str | None]]:
+        # One transaction for a chunk: a round trip per BEGIN and COMMIT per recipient was
+        # most of the cost. Each message row commits with its recipient's state all the same.
         with session_scope(self._engine) as session:
-            recipient = session.get(BroadcastRecipient, (broadcast_id, customer_id))
-            if recipient is None or recipient.state != "pending":
-                return ("done", "", None)  # handled by an earlier attempt of this page
-            try:
-                customer = view.load_or_fail(session, customer_id)
-                view.customer_zone(customer.time_zone)
-            except (CustomerNotFound, view.BadTimeZone) as exc:
-                recipient.state = "skipped"
-                recipient.reason = ("customer_not_found" if isinstance(exc, CustomerNotFound)
-                                    else "bad_time_zone")
-                session.add(recipient)
-                return ("skipped", recipient.reason, None)
-            # A merged customer is reached under the survivor's id: two recipients merged into
-            # one person share one key, so that person gets one message.
-            key = recipient_key(broadcast_id, customer.id)
-            category = str(params.get("category") or "marketing")
-            call = StepCall(
-                run=RunRef(workflow_id=key, run_id="", journey=journey_of(broadcast_id),
-                           version="1", customer_id=customer.id,
-                           category="service" if category == "service" else "marketing"),
-                step_id=STEP_ID, step_type=m.PREPARE,
-                params={**params, m.CHANNEL: channel, m.NOW: now.isoformat()},
-                context=context, idempotency_key=key)
-            message_key = m.message_key(call, channel)
-            prepared, _ = self._preparer.prepare(session, call, channel, message_key, now)
-            if prepared.status == "quiet" and prepared.wait_until is not None:
-                # Quiet hours in the customer's zone: the recipient waits for the window.
-                recipient.send_at = prepared.wait_until
-                session.add(recipient)
-                return ("quiet", "", None)
-            recipient.state = "prepared"
+            rows = {r.customer_id: r for r in session.exec(select(BroadcastRecipient).where(
+                BroadcastRecipient.broadcast_id == broadcast_id,
+                col(BroadcastRecipient.customer_id).in_(customer_ids)))}
+            return [self._one(session, broadcast_id, rows.get(cid), channel, params, context,
+                              now) for cid in customer_ids]
+
+    def _one(self, session: Session, broadcast_id: str, recipient: BroadcastRecipient | None,
+             channel: str, params: dict[str, Any], context: dict[str, Any], now: datetime
+             ) -> tuple[str, str, str | None]:
+        if recipient is None or recipient.state != "pending":
+            return ("done", "", None)  # handled by an earlier attempt of this page
+        try:
+            customer = view.load_or_fail(session, recipient.customer_id)
+            view.customer_zone(customer.time_zone)
+        except (CustomerNotFound, view.BadTimeZone) as exc:
+            recipient.state = "skipped"
+            recipient.reason = ("customer_not_found" if isinstance(exc, CustomerNotFound)
+                                else "bad_time_zone")
             session.add(recipient)
-            return (prepared.status, prepared.reason,
-                    message_key if prepared.status == "queued" else None)
+            return ("skipped", recipient.reason, None)
+        # A merged customer is reached under the survivor's id: two recipients merged into
+        # one person share one key, so that person gets one message.
+        key = recipient_key(broadcast_id, customer.id)
+        category = str(params.get("category") or "marketing")
+        call = StepCall(
+            run=RunRef(workflow_id=key, run_id="", journey=journey_of(broadcast_id),
+                       version="1", customer_id=customer.id,
+                       category="service" if category == "service" else "marketing"),
+            step_id=STEP_ID, step_type=m.PREPARE,
+            params={**params, m.CHANNEL: channel, m.NOW: now.isoformat()},
+            context=context, idempotency_key=key)
+        message_key = m.message_key(call, channel)
+        prepared, _ = self._preparer.prepare(session, call, channel, message_key, now)
+        if prepared.status == "quiet" and prepared.wait_until is not None:
+            # Quiet hours in the customer's zone: the recipient waits for the window.
+            recipient.send_at = prepared.wait_until
+            session.add(recipient)
+            return ("quiet", "", None)
+        recipient.state = "prepared"
+        session.add(recipient)
+        return (prepared.status, prepared.reason,
+                message_key if prepared.status == "queued" else None)
 
     def _next_due(self, broadcast_id: str) -> datetime | None:
         with session_scope(self._engine) as session:
