@@ -82,6 +82,13 @@ def _calibrate(url: str, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
+def _process(name: str, env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
+    """`tropa <name>` as a process of its own, its output in the work folder."""
+    log = workdir / f"{name}.log"
+    return subprocess.Popen([TROPA, name], env=env, stdin=subprocess.DEVNULL,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
 def _state(engine: sa.Engine, broadcast_id: str) -> Broadcast:
     with session_scope(engine) as session:
         row = session.get(Broadcast, broadcast_id)
@@ -103,12 +110,9 @@ async def _run(args: argparse.Namespace, url: str, workdir: Path) -> None:
            **{secret.env: secrets.token_urlsafe(32) for secret in SECRETS}}
     with temporal_server(workdir, args.temporal) as address:
         env["TROPA_TEMPORAL_ADDRESS"] = address
-        procs = []
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            for name in ("sandbox", "worker"):
-                log = workdir / f"{name}.log"
-                procs.append(subprocess.Popen([TROPA, name], env=env, stdin=subprocess.DEVNULL,
-                                              stdout=log.open("wb"), stderr=subprocess.STDOUT))
+            procs += [_process(name, env, workdir) for name in ("sandbox", "worker")]
             sandbox = f"http://127.0.0.1:{sandbox_port}"
             _wait_http(f"{sandbox}/openapi.json", procs[0], workdir / "sandbox.log")
             temporal = TemporalSettings(address=address, task_queue=queue)
