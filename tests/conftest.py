@@ -86,7 +86,7 @@ def postgres_url() -> Iterator[str]:
 
 # Every table, children before their parents, emptied before each test that asks for a database.
 CHILD_TABLES_FIRST = (
-    "tasks",
+    "tasks", "broadcast_recipients", "broadcasts",
     "coupon_redemptions", "coupons", "coupon_series", "loyalty_entries", "loyalty_buckets",
     "loyalty_operations", "loyalty_accounts", "early_receipts", "consent_changes",
     "segment_moves", "customer_segments", "segment_snapshots", "rf_configs", "sweep_marks",

@@ -274,6 +274,21 @@ class TriggerSettings(BaseSettings):
         "audience query per page (never more than the start rate allows per second)")
 
 
+class BroadcastSettings(BaseSettings):
+    """How broadcasts page through their recipients."""
+
+    model_config = SettingsConfigDict(env_prefix="TROPA_BROADCASTS_")
+
+    page_size: int = Field(default=500, ge=1, le=10_000, description="Recipients gated and "
+                           "logged per activity; the workflow delivers a page before the next")
+    deliver_batch: int = Field(default=100, ge=1, le=1000, description="Messages per deliver "
+                               "activity on a channel without a rate limit (a rate-limited "
+                               "channel delivers one message per activity, so the channel "
+                               "queue's limit counts each)")
+    history_limit: int = Field(default=4000, ge=500, le=40_000, description="History events "
+                               "after which a Broadcast workflow continues as new")
+
+
 class Settings(BaseSettings):
     """All of Tropa's settings."""
 
@@ -294,6 +309,7 @@ class Settings(BaseSettings):
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
 
     def database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""

@@ -11,6 +11,7 @@ from tropa.api.access_log import hide_query_strings
 from tropa.api.limits import BodyLimit
 from tropa.api.routes import (
     audiences,
+    broadcasts,
     cards,
     customers,
     events,
@@ -69,6 +70,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(merge.router)
     app.include_router(tasks.router)
     app.include_router(audiences.router)
+    app.include_router(broadcasts.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tropa.activities.broadcast import BroadcastActivities
 from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.channels.base import ChannelAdapter
 from tropa.channels.catalog import CHANNELS, build_adapters
@@ -31,11 +32,13 @@ def channel_workers(client: Client, settings: Settings, engine: sa.Engine, *, ta
     deps = WorkerDeps(engine=engine, settings=settings, http=http,
                       adapters=adapters if adapters is not None else build_adapters(settings, http))
     send = send_activity(deps)
+    # Broadcasts deliver on the same queues, under the same limits as journeys.
+    broadcast_deliver = BroadcastActivities(engine, deps.adapters, settings).deliver
     workers = []
     for channel in CHANNELS:
         rate = settings.delivery.rates.get(channel)
         workers.append(Worker(
-            client, task_queue=f"{task_queue}-{channel}", activities=[send],
+            client, task_queue=f"{task_queue}-{channel}", activities=[send, broadcast_deliver],
             activity_executor=ThreadPoolExecutor(max_workers=max_concurrent),
             max_concurrent_activities=max_concurrent,
             interceptors=[DatabaseErrorsWithoutValues()],

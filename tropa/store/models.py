@@ -169,6 +169,7 @@ class ApiKey(SQLModel, table=True):
 
 # The customers domain's tables (cards, orders, audit, ...) live in their own module.
 from tropa.store import audience_models as _audience_models  # noqa: E402, F401
+from tropa.store import broadcast_models as _broadcast_models  # noqa: E402, F401
 from tropa.store import customer_dates as _customer_dates  # noqa: E402, F401
 from tropa.store import customer_models as _customer_models  # noqa: E402, F401
 from tropa.store import loyalty_models as _loyalty_models  # noqa: E402, F401

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tropa.activities.broadcast import BroadcastActivities
 from tropa.activities.db_errors import DatabaseErrorsWithoutValues
 from tropa.activities.interpreter import interpreter_activities
 from tropa.activities.loyalty_expiry import ExpiryActivities
@@ -29,6 +30,7 @@ from tropa.services.loyalty_events import emit
 from tropa.settings import Settings
 from tropa.steps.builtin import registry
 from tropa.steps.registry import WorkerDeps, log_plugins
+from tropa.workflows.broadcast import Broadcast
 from tropa.workflows.journey_run import JourneyRun
 from tropa.workflows.loyalty_expiry import LoyaltyExpirySweep
 from tropa.workflows.schedule_fire import ScheduleFire
@@ -62,16 +64,19 @@ def build_worker(
         adapters=adapters if adapters is not None else build_adapters(settings, http),
         emit_events=emit_events,
     )
+    broadcasts = BroadcastActivities(engine, deps.adapters, settings)
     return Worker(
         client,
         task_queue=queue,
         workflows=[JourneyRun, SegmentsDaily, LoyaltyExpirySweep, TimeTriggersHourly,
-                   ScheduleFire],
+                   ScheduleFire, Broadcast],
         activities=[*registry().activities(deps), *interpreter_activities(engine, settings),
                     SegmentActivities(engine, router).time_passing,
                     TimeTriggerActivities(engine, router).sweep,
                     ScheduleFireActivities(engine, router, settings.triggers).fire_page,
-                    *_sweep_activities(engine, settings)],
+                    *_sweep_activities(engine, settings),
+                    broadcasts.snapshot, broadcasts.prepare_page, broadcasts.deliver,
+                    broadcasts.finish],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
         sticky_queue_schedule_to_start_timeout=timedelta(

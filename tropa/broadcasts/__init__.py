@@ -1,0 +1,1 @@
+"""Broadcasts: one message to a whole audience, snapshotted, paged, counted."""
