@@ -182,16 +182,17 @@ def main() -> None:
             steady = meter.timed("steady", lambda: segments.recompute_all(
                 engine, now=now, cause="config"))
             assert steady[2] == (0, []), "nothing changed, so nobody may move"
-            for name, floor in (("bare", bare), ("groups", groups)):
-                ratios[name].append((steady[0] / floor[0], steady[1] / max(floor[1], 0.01)))
+            for floor_name, floor in (("bare", bare), ("groups", groups)):
+                ratios[floor_name].append((steady[0] / floor[0], steady[1] / max(floor[1], 0.01)))
             print(f"steady/bare   {ratios['bare'][-1][0]:8.2f} x  "
                   f"(cpu {ratios['bare'][-1][1]:6.2f} x);  steady/groups "
                   f"{ratios['groups'][-1][0]:.2f} x (cpu {ratios['groups'][-1][1]:.2f} x)",
                   flush=True)
-        for name, pairs in ratios.items():
-            print(f"steady/{name:<6} median {statistics.median(p[0] for p in pairs):.2f} x wall, "
+        for floor_name, pairs in ratios.items():
+            wall = statistics.median(p[0] for p in pairs)
+            print(f"steady/{floor_name:<6} median {wall:.2f} x wall, "
                   f"{statistics.median(p[1] for p in pairs):.2f} x cpu"
-                  + (" (target <= 2)" if name == "bare" else ""), flush=True)
+                  + (" (target <= 2)" if floor_name == "bare" else ""), flush=True)
         later = now + timedelta(days=1)
         with engine.begin() as conn:  # the last daily run was `now`
             conn.execute(sa.text("INSERT INTO sweep_marks (name, done_until) VALUES "

@@ -155,6 +155,10 @@ def settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
     # segment or record a move twice.
     if not candidates:
         return []
+    if conn.dialect.name == "postgresql":
+        # Thousands of look-ups by key are estimated dear enough to be compiled, which costs
+        # more than running them (for this transaction only).
+        conn.execute(sa.text("SET LOCAL jit = off"))
     lock_customers(conn, candidates)
     return write(conn, changes_among(conn, config, now, candidates), now=now, cause=cause)
 
