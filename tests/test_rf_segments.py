@@ -3,6 +3,7 @@ a full recompute in pages agrees with the per-customer refresh, on SQLite and Po
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -137,3 +138,35 @@ def test_purchase_and_daily_run_racing_record_one_move(any_engine: sa.Engine) ->
         t.join(timeout=60)
     assert sorted(len(r) for r in results) == [0, 0, 0, 1]
     assert [m[1:] for m in _moves(any_engine)] == [(None, "new", "purchase")]
+
+
+def test_a_batch_of_purchases_stores_one_move_and_the_routed_events_for_each(
+        any_engine: sa.Engine) -> None:
+    # Ids as the API allows them (letters of any script, digits, `.:@-_`); one purchase each.
+    customers = [f"кл-{i}.a:b@c_{i}" for i in range(40)]
+    _seed(any_engine, {c: [400] for c in customers})  # lost: one purchase long ago
+    events = segments.refresh_customers(any_engine, customers, now=NOW, cause="purchase")
+    with any_engine.begin() as conn:
+        for c in customers[:25]:
+            _order(conn, f"{c}-new", c, NOW)
+    later = segments.refresh_customers(any_engine, [*customers, "c-unknown"], now=NOW,
+                                       cause="purchase")
+    # Again: nothing moves twice.
+    assert segments.refresh_customers(any_engine, customers, now=NOW, cause="purchase") == []
+    assert [m[1:] for m in _moves(any_engine) if m[0] == customers[0]] == [
+        (None, "lost", "purchase"), ("lost", "new", "purchase")]
+    assert len(_moves(any_engine)) == 40 + 25
+    assert len(later) == 2 * 25  # exited lost, entered new
+    with any_engine.connect() as conn:
+        stored = {r.event_id: (r.type, r.customer_id, r.data, r.routed_to)
+                  for r in conn.execute(sa.text(
+                      "SELECT event_id, type, customer_id, data, routed_to FROM events"))}
+    # The events stored with the moves are the ones handed to the router, one per side.
+    given = [*events, *later]
+    assert len(stored) == len(given) == 40 + 50
+    for e in given:
+        data = stored[e.event_id][2]
+        assert (stored[e.event_id][0], stored[e.event_id][1]) == (e.type, e.customer_id)
+        assert (data if isinstance(data, dict) else json.loads(data)) == e.data
+        assert stored[e.event_id][3] in ([], "[]")  # not routed yet
+    assert later[0].data == {"segment": "lost", "from": "lost", "to": "new"}

@@ -1,13 +1,16 @@
 """RF segments computed in SQL, for one customer, a list of customers, or the base in pages.
 
 Recency is whole days since the last counted purchase; frequency is counted purchases within
-the window. Both are aggregated from `orders`, and the grid becomes one nested CASE, so a full
-recompute costs about one `GROUP BY customer_id` over the orders.
+the window. Both are aggregated from `orders` and the grid becomes one nested CASE, so the
+segment every customer should have, compared with the one they have, is one pass over the
+index of counted orders by customer (`ix_orders_counted_customer_placed_at`, read without
+touching the table) merged with `customer_segments` in the same order.
 
 Customers who may have moved are found by reading without locks; they are then locked (row
 locks on PostgreSQL, the write lock on SQLite) and computed again before anything is written,
 so a purchase and the daily run racing for one customer compute on the same committed orders
-and a move is recorded exactly once.
+and a move is recorded exactly once. The moves of a page are written set-based: one upsert of
+current segments, one delete of those who left every segment, one insert of the history.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 from tropa.segments.config import RfConfig
+from tropa.store import bulk
 from tropa.store.segment_models import CustomerSegment, SegmentMove
 from tropa.store.types import UtcDateTime
 
@@ -35,8 +39,11 @@ CUSTOMERS = sa.table("customers", sa.column("id", sa.String), sa.column("updated
 CURRENT = SQLModel.metadata.tables[CustomerSegment.__tablename__]
 MOVES = SQLModel.metadata.tables[SegmentMove.__tablename__]
 
+Change = tuple[str, str | None, str | None]
+"""(customer, segment now, segment their purchases give): a move to make."""
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Move:
     """A customer's move between segments (None: no segment)."""
 
@@ -48,8 +55,10 @@ class Move:
     move_id: int
 
 
-def segment_of(config: RfConfig, now: datetime) -> sa.ColumnElement[str]:
-    """The segment of the customer a `GROUP BY customer_id` over counted orders aggregates."""
+def segment_of(config: RfConfig, now: datetime, *,
+               none_without_orders: bool = False) -> sa.ColumnElement[str]:
+    """The segment of the customer a `GROUP BY customer_id` over counted orders aggregates
+    (or an aggregate over one customer's counted orders, None when they have none)."""
     last = sa.func.max(ORDERS.c.placed_at)
     in_window = sa.func.count().filter(
         ORDERS.c.placed_at >= now - timedelta(days=config.window_days))
@@ -60,129 +69,153 @@ def segment_of(config: RfConfig, now: datetime) -> sa.ColumnElement[str]:
                  for band in config.frequency[:-1] if band.upper is not None]
         return sa.case(*whens, else_=sa.literal(config.grid[(recency, highest)]))
 
-    whens = [(last > now - timedelta(days=band.upper + 1), by_frequency(band.name))
-             for band in config.recency[:-1] if band.upper is not None]
+    whens: list[tuple[sa.ColumnElement[bool], sa.ColumnElement[Any]]] = [
+        (last > now - timedelta(days=band.upper + 1), by_frequency(band.name))
+        for band in config.recency[:-1] if band.upper is not None]
+    if none_without_orders:
+        whens.insert(0, (last.is_(None), sa.null()))
     return sa.case(*whens, else_=by_frequency(config.recency[-1].name))
 
 
 def computed(config: RfConfig, now: datetime,
              *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """(customer_id, segment) for customers with a counted purchase, filtered by `where`."""
+    # `WHERE counted` spelled as the partial index's predicate, so the index is used.
     return (sa.select(ORDERS.c.customer_id, segment_of(config, now).label("segment"))
-            .where(ORDERS.c.counted.is_(True), *where)
+            .where(ORDERS.c.counted, *where)
             .group_by(ORDERS.c.customer_id))
 
 
-def among(conn: sa.Connection, column: sa.ColumnElement[Any],
-          ids: Sequence[str]) -> sa.ColumnElement[bool]:
-    """`column IN ids`; one array parameter on PostgreSQL, so ten thousand ids stay cheap."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(ids),
-                                              type_=postgresql.ARRAY(sa.String)))
-    return column.in_(ids)
+def differences(config: RfConfig, now: datetime) -> sa.Select[Any]:
+    """(customer_id, from_segment, to_segment) of every customer whose stored segment
+    differs from the one their purchases give now, by customer: one aggregate over the
+    orders joined to the current segments (merged in customer order on PostgreSQL, looked
+    up by key on SQLite)."""
+    new = computed(config, now).subquery()
+    customer = sa.func.coalesce(new.c.customer_id, CURRENT.c.customer_id)
+    return (sa.select(customer, CURRENT.c.segment, new.c.segment)
+            .select_from(new.join(CURRENT, CURRENT.c.customer_id == new.c.customer_id,
+                                  full=True))
+            .where(new.c.segment.is_distinct_from(CURRENT.c.segment))
+            .order_by(customer))
+
+
+def changes_among(conn: sa.Connection, config: RfConfig, now: datetime,
+                  ids: Sequence[str]) -> list[Change]:
+    """The moves these customers are due, by customer: each one's current segment by key and
+    the aggregate of their counted orders from the index, customer by customer."""
+    wanted = bulk.rows(conn, ("customer_id",), [(c,) for c in sorted(set(ids))])
+    # A correlated aggregate per customer: the plan is a look-up in the index of counted
+    # orders whatever the number of ids, where an `IN` list of thousands lets PostgreSQL
+    # choose a bitmap scan that reads the table.
+    new = (sa.select(segment_of(config, now, none_without_orders=True))
+           .where(ORDERS.c.customer_id == wanted.c.customer_id, ORDERS.c.counted)
+           .scalar_subquery())
+    rows = conn.execute(
+        sa.select(wanted.c.customer_id, CURRENT.c.segment, new)
+        .select_from(wanted.outerjoin(CURRENT, CURRENT.c.customer_id == wanted.c.customer_id))
+        .order_by(wanted.c.customer_id)).all()
+    return [(str(c), old, to) for c, old, to in rows if old != to]
 
 
 def lock_customers(conn: sa.Connection, customer_ids: Sequence[str]) -> None:
     """Serialise segment writes for these customers with purchases and the daily run:
     PostgreSQL's row locks; on SQLite any write takes the database's write lock."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(CUSTOMERS.c.id).where(among(conn, CUSTOMERS.c.id, customer_ids))
-                     .with_for_update())
+        # In id order, so two transactions locking overlapping sets cannot deadlock.
+        conn.execute(sa.select(CUSTOMERS.c.id)
+                     .where(bulk.among(conn, CUSTOMERS.c.id, customer_ids))
+                     .order_by(CUSTOMERS.c.id).with_for_update())
     else:
-        conn.execute(sa.update(CUSTOMERS).where(among(conn, CUSTOMERS.c.id, customer_ids))
+        conn.execute(sa.update(CUSTOMERS).where(bulk.among(conn, CUSTOMERS.c.id, customer_ids))
                      .values(updated_at=CUSTOMERS.c.updated_at))
 
 
 def refresh(conn: sa.Connection, config: RfConfig, customer_ids: Sequence[str], *,
             now: datetime, cause: str) -> list[Move]:
-    """Recompute these customers' segments and record who moved (call inside a transaction)."""
-    if not customer_ids:
-        return []
-    ids = sorted(set(customer_ids))
-    return _settle(conn, config, _changed(conn, config, now, ids), now=now, cause=cause)
+    """Recompute these customers' segments and record who moved (call inside a transaction).
 
-
-def _changed(conn: sa.Connection, config: RfConfig, now: datetime,
-             ids: Sequence[str]) -> list[str]:
-    new = _segments(conn, computed(config, now, among(conn, ORDERS.c.customer_id, ids)))
-    old = _segments(conn, sa.select(CURRENT.c.customer_id, CURRENT.c.segment)
-                    .where(among(conn, CURRENT.c.customer_id, ids)))
-    return [c for c in ids if new.get(c) != old.get(c)]
-
-
-def _settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
-            now: datetime, cause: str) -> list[Move]:
-    # Reading without locks finds who may have moved (the common case: nobody); those are
-    # then locked and computed again, so a concurrent purchase or run cannot write a stale
-    # segment or record a move twice.
-    if not candidates:
-        return []
-    lock_customers(conn, candidates)
-    new = _segments(conn, computed(config, now, among(conn, ORDERS.c.customer_id, candidates)))
-    old = _segments(conn, sa.select(CURRENT.c.customer_id, CURRENT.c.segment)
-                    .where(among(conn, CURRENT.c.customer_id, candidates)))
-    return _write(conn, {c: new.get(c) for c in candidates}, old, now=now, cause=cause)
+    They are locked first and computed once: the customers a purchase names are the ones
+    likely to move, so finding them without locks first would compute them twice."""
+    return settle(conn, config, customer_ids, now=now, cause=cause)
 
 
 def changed_everywhere(conn: sa.Connection, config: RfConfig, *, now: datetime) -> list[str]:
-    """Every customer whose segment differs from what their purchases say now: one aggregate
-    over the orders joined to the current segments, about the cost of a bare GROUP BY."""
-    new = computed(config, now).subquery()
-    query = (sa.select(sa.func.coalesce(new.c.customer_id, CURRENT.c.customer_id))
-             .select_from(new.join(CURRENT, CURRENT.c.customer_id == new.c.customer_id,
-                                   full=True))
-             .where(new.c.segment.is_distinct_from(CURRENT.c.segment)))
-    return sorted(str(c) for c in conn.execute(query).scalars())
+    """Every customer whose segment differs from what their purchases say now, by id: one
+    aggregate over the orders merged with the current segments."""
+    _merge_plan(conn)
+    return [str(row[0]) for row in conn.execute(differences(config, now))]
 
 
 def settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
            now: datetime, cause: str) -> list[Move]:
-    """Lock these customers, compute them again and record their moves."""
-    return _settle(conn, config, candidates, now=now, cause=cause)
+    """Lock these customers, compute them and record their moves."""
+    # Whoever found them read without locks (the full recompute, the daily run); computing
+    # them again under the lock means a concurrent purchase or run cannot write a stale
+    # segment or record a move twice.
+    if not candidates:
+        return []
+    if conn.dialect.name == "postgresql":
+        # Thousands of look-ups by key are estimated dear enough to be compiled, which costs
+        # more than running them (for this transaction only).
+        conn.execute(sa.text("SET LOCAL jit = off"))
+    lock_customers(conn, candidates)
+    return write(conn, changes_among(conn, config, now, candidates), now=now, cause=cause)
+
+
+def write(conn: sa.Connection, changes: Sequence[Change], *, now: datetime,
+          cause: str) -> list[Move]:
+    """Store these moves: current segments, then one history row each (set-based)."""
+    if not changes:
+        return []
+    at = sa.literal(now, UtcDateTime())
+    gone = [c for c, _, to in changes if to is None]
+    if gone:
+        conn.execute(sa.delete(CURRENT).where(bulk.among(conn, CURRENT.c.customer_id, gone)))
+    entered = [(c, to) for c, _, to in changes if to is not None]
+    if entered:
+        src = bulk.rows(conn, ("customer_id", "segment"), entered)
+        # WHERE true: SQLite needs it to tell the upsert's ON from a join's.
+        upsert = _insert(conn, CURRENT).from_select(
+            ["customer_id", "segment", "since"],
+            sa.select(src.c.customer_id, src.c.segment, at).where(sa.true()))
+        conn.execute(upsert.on_conflict_do_update(
+            index_elements=[CURRENT.c.customer_id],
+            set_={"segment": upsert.excluded.segment, "since": upsert.excluded.since}))
+    src = bulk.rows(conn, ("customer_id", "from_segment", "to_segment"), changes)
+    history = sa.insert(MOVES).from_select(
+        ["customer_id", "from_segment", "to_segment", "at", "cause"],
+        sa.select(src.c.customer_id, src.c.from_segment, src.c.to_segment, at,
+                  sa.literal(cause, sa.String))).returning(MOVES.c.id, MOVES.c.customer_id)
+    ids = {str(c): int(i) for i, c in conn.execute(history).all()}
+    return [Move(customer_id=c, from_segment=old, to_segment=new, at=now, cause=cause,
+                 move_id=ids[c]) for c, old, new in changes]
 
 
 def preview(conn: sa.Connection, config: RfConfig, *, now: datetime) -> dict[tuple[str | None,
                                                                                   str | None], int]:
     """How many customers would move from which segment to which under `config`."""
-    new = computed(config, now).subquery()
-    joined = (sa.select(CURRENT.c.segment, new.c.segment, sa.func.count())
-              .select_from(new.outerjoin(CURRENT, CURRENT.c.customer_id == new.c.customer_id))
-              .where(CURRENT.c.segment.is_distinct_from(new.c.segment))
-              .group_by(CURRENT.c.segment, new.c.segment))
-    matrix: dict[tuple[str | None, str | None], int] = {
-        (row[0], row[1]): int(row[2]) for row in conn.execute(joined)}
-    # Customers who keep a segment now but would have none (every purchase refunded).
-    gone = (sa.select(CURRENT.c.segment, sa.func.count())
-            .where(~sa.exists().where(new.c.customer_id == CURRENT.c.customer_id))
-            .group_by(CURRENT.c.segment))
-    for row in conn.execute(gone):
-        matrix[(row[0], None)] = int(row[1])
-    return matrix
+    _merge_plan(conn)
+    moves = differences(config, now).order_by(None).subquery()
+    columns = list(moves.c)
+    counts = (sa.select(columns[1], columns[2], sa.func.count())
+              .group_by(columns[1], columns[2]))
+    return {(row[0], row[1]): int(row[2]) for row in conn.execute(counts)}
 
 
-def _segments(conn: sa.Connection, query: sa.Select[Any]) -> dict[str, str]:
-    return {str(row[0]): str(row[1]) for row in conn.execute(query)}
+def _merge_plan(conn: sa.Connection) -> None:
+    # The aggregate comes out of the orders index in customer order, and the current
+    # segments out of theirs: merging the two streams beats hashing either. PostgreSQL's
+    # estimates of the two plans are close and it sometimes hashes, which costs about half
+    # as much again, and spills to disk at a million customers with the default work_mem.
+    # For this transaction only.
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL enable_hashjoin = off"))
+        conn.execute(sa.text("SET LOCAL enable_hashagg = off"))
 
 
-def _write(conn: sa.Connection, target: dict[str, str | None], old: dict[str, str], *,
-           now: datetime, cause: str) -> list[Move]:
-    changed = {c: s for c, s in target.items() if old.get(c) != s}
-    if not changed:
-        return []
-    # Moved and left rows go, moved and entered rows come back: two set-based statements
-    # instead of one UPDATE per customer.
-    gone = [c for c in changed if c in old]
-    if gone:
-        conn.execute(sa.delete(CURRENT).where(among(conn, CURRENT.c.customer_id, gone)))
-    rows_now = [{"customer_id": c, "segment": s, "since": now}
-                for c, s in changed.items() if s is not None]
-    if rows_now:
-        conn.execute(sa.insert(CURRENT).returning(CURRENT.c.customer_id), rows_now)
-    rows: list[dict[str, Any]] = [
-        {"customer_id": c, "from_segment": old.get(c), "to_segment": s, "at": now, "cause": cause}
-        for c, s in sorted(changed.items())]
-    ids = conn.execute(sa.insert(MOVES).returning(MOVES.c.id, sort_by_parameter_order=True),
-                       rows).scalars().all()
-    return [Move(customer_id=r["customer_id"], from_segment=r["from_segment"],
-                 to_segment=r["to_segment"], at=now, cause=cause, move_id=int(i))
-            for r, i in zip(rows, ids, strict=True)]
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    # Both dialects spell the upsert alike, from their own `insert`.
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

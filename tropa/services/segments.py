@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 from tropa.dsl.plan import EventIn
 from tropa.segments import compute
 from tropa.segments.config import RfConfig, load_default, parse
+from tropa.store import bulk
 from tropa.store.models import Event
 from tropa.store.segment_models import RfConfigVersion, SegmentSnapshot, SweepMark
 from tropa.store.types import UtcDateTime
@@ -42,27 +43,51 @@ def active_config(conn: sa.Connection) -> RfConfig:
 
 def move_events(moves: Iterable[compute.Move]) -> list[EventIn]:
     """`segment.exited` and `segment.entered` for each move, with ids that make a repeat a no-op."""
+    make = EventIn
     events: list[EventIn] = []
     for move in moves:
-        data = {"from": move.from_segment, "to": move.to_segment}
         if move.from_segment is not None:
-            events.append(EventIn(event_id=f"segment-move-{move.move_id}-exited",
-                                  type="segment.exited", customer_id=move.customer_id,
-                                  occurred_at=move.at, data={"segment": move.from_segment, **data}))
+            events.append(make(event_id=f"segment-move-{move.move_id}-exited",
+                               type="segment.exited", customer_id=move.customer_id,
+                               occurred_at=move.at, data={"segment": move.from_segment,
+                                                          "from": move.from_segment,
+                                                          "to": move.to_segment}))
         if move.to_segment is not None:
-            events.append(EventIn(event_id=f"segment-move-{move.move_id}-entered",
-                                  type="segment.entered", customer_id=move.customer_id,
-                                  occurred_at=move.at, data={"segment": move.to_segment, **data}))
+            events.append(make(event_id=f"segment-move-{move.move_id}-entered",
+                               type="segment.entered", customer_id=move.customer_id,
+                               occurred_at=move.at, data={"segment": move.to_segment,
+                                                          "from": move.from_segment,
+                                                          "to": move.to_segment}))
     return events
 
 
-def _store(conn: sa.Connection, events: Sequence[EventIn], now: datetime) -> None:
-    if events:
-        # RETURNING makes SQLAlchemy send multi-row VALUES batches, not one row a statement.
-        conn.execute(sa.insert(EVENTS).returning(EVENTS.c.event_id), [
-            {"event_id": e.event_id, "type": e.type, "customer_id": e.customer_id,
-             "occurred_at": e.occurred_at, "received_at": now, "data": e.data,
-             "routed_to": []} for e in events])
+def _store(conn: sa.Connection, moves: Sequence[compute.Move], now: datetime) -> None:
+    """Insert the events of these moves, unrouted, built in the database from the moves."""
+    by_time: dict[datetime, list[compute.Move]] = {}
+    for move in moves:
+        by_time.setdefault(move.at, []).append(move)
+    for at, group in by_time.items():
+        src = bulk.rows(conn, ("move_id", "customer_id", "from_segment", "to_segment"),
+                        [(str(m.move_id), m.customer_id, m.from_segment, m.to_segment)
+                         for m in group])
+        conn.execute(sa.insert(EVENTS).from_select(
+            ["event_id", "type", "customer_id", "occurred_at", "received_at", "data",
+             "routed_to"],
+            sa.union_all(_events(conn, src, "exited", at=at, now=now),
+                         _events(conn, src, "entered", at=at, now=now))))
+
+
+def _events(conn: sa.Connection, src: sa.Subquery, kind: str, *, at: datetime,
+            now: datetime) -> sa.Select[Any]:
+    # The same event ids and data as `move_events` gives the router.
+    segment = src.c.from_segment if kind == "exited" else src.c.to_segment
+    return sa.select(
+        sa.literal("segment-move-") + src.c.move_id + sa.literal(f"-{kind}"),
+        sa.literal(f"segment.{kind}"), src.c.customer_id,
+        sa.literal(at, UtcDateTime()), sa.literal(now, UtcDateTime()),
+        bulk.json_object(conn, ("segment", segment), ("from", src.c.from_segment),
+                         ("to", src.c.to_segment)),
+        bulk.json_text(conn, "[]")).where(segment.is_not(None))
 
 
 def refresh_customers(engine: sa.Engine, customer_ids: Sequence[str], *, now: datetime,
@@ -70,9 +95,8 @@ def refresh_customers(engine: sa.Engine, customer_ids: Sequence[str], *, now: da
     """Move these customers to the segment their purchases put them in now."""
     with engine.begin() as conn:
         moves = compute.refresh(conn, active_config(conn), customer_ids, now=now, cause=cause)
-        events = move_events(moves)
-        _store(conn, events, now)
-    return events
+        _store(conn, moves, now)
+        return move_events(moves)
 
 
 def time_passing(engine: sa.Engine, *, now: datetime) -> tuple[int, list[EventIn]]:
@@ -125,8 +149,8 @@ def recompute_all(engine: sa.Engine, *, now: datetime, cause: str,
         with engine.begin() as conn:
             page = compute.settle(conn, config, changed[start:start + page_size], now=now,
                                   cause=cause)
+            _store(conn, page, now)
             page_events = move_events(page)
-            _store(conn, page_events, now)
         moves += len(page)
         events += page_events
     return moves, events

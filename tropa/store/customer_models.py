@@ -61,6 +61,12 @@ class Order(SQLModel, table=True):
     """A purchase; money in integer minor units of `currency`."""
 
     __tablename__ = "orders"
+    __table_args__ = (
+        # Counted orders by customer and time: the RF segments' aggregate reads this index
+        # alone (see tropa/segments/compute.py).
+        sa.Index("ix_orders_counted_customer_placed_at", "customer_id", "placed_at",
+                 postgresql_where=sa.text("counted"), sqlite_where=sa.text("counted = 1")),
+    )
 
     id: str = Field(primary_key=True, max_length=128)
     customer_id: str = Field(index=True, max_length=128)

@@ -20,7 +20,12 @@ class CustomerSegment(SQLModel, table=True):
     """A customer's current RF segment and since when; no row means no purchase yet."""
 
     __tablename__ = "customer_segments"
-    __table_args__ = (sa.Index("ix_customer_segments_segment", "segment", "customer_id"),)
+    __table_args__ = (
+        sa.Index("ix_customer_segments_segment", "segment", "customer_id"),
+        # Customer and segment in customer order: a full recompute merges this index, read
+        # without the table, with the orders' aggregate (see tropa/segments/compute.py).
+        sa.Index("ix_customer_segments_customer_segment", "customer_id", "segment"),
+    )
 
     customer_id: str = Field(primary_key=True, max_length=128)
     segment: str = Field(max_length=32)
