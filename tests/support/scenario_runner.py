@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.harness import Harness, running
 from tests.support.temporal import time_skipping_server
+from tests.test_date_triggers import hour_before
 from tropa.api.schemas.customers import CustomerUpsert
 from tropa.dsl.plan import EventIn
 from tropa.services import customers as customer_service
@@ -161,6 +162,38 @@ async def play(harness: Harness, actions: list[Action], until: datetime) -> None
         await advance_to(harness, moment)
         await act()
     await advance_to(harness, until)
+
+
+def run_starts(scenario: Scenario) -> list[datetime]:
+    """When the runs start: the first happening of each run in the expected timelines."""
+    starts = []
+    for customer, happenings in scenario.expected.items():
+        zone = ZoneInfo(scenario.customers[customer]["time_zone"])
+        first = True
+        for h in happenings:
+            if first:
+                starts.append(datetime.fromisoformat(h.at).replace(tzinfo=zone))
+            first = h.kind == "run_ended"
+    return starts
+
+
+def sweeps(harness: Harness, scenario: Scenario) -> list[Action]:
+    """The hourly sweep before each run's moment (twice: a second sweep starts nothing), an
+    hour and a day after it, and on the first of every month of the period."""
+    moments: set[datetime] = set()
+    for start in run_starts(scenario):
+        before = hour_before(start)
+        moments.update({before, before + timedelta(hours=2), before + timedelta(days=1)})
+    month = utc(scenario.start)
+    while month < utc(scenario.until):
+        moments.add(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    actions: list[Action] = []
+    for moment in moments:
+        actions.append((moment, 0, lambda: hourly_sweep(harness)))
+    actions += [(hour_before(s), 1, lambda: hourly_sweep(harness))
+                for s in run_starts(scenario)]
+    return actions
 
 
 def event_actions(harness: Harness, scenario: Scenario) -> list[Action]:
