@@ -36,7 +36,7 @@ async def test_abandoned_cart_chain_and_stop_on_the_carts_order(
     # The manager heard of the task by email; the customer's emails went to the customer.
     assert sorted(str(m["to"]) for m in sandbox.sent("email")) == [
         "kate@example.com", "kate@example.com", "manager@shop.example",
-        "vlad@example.com", "vlad@example.com"]
+        "mila@example.com", "mila@example.com", "vlad@example.com", "vlad@example.com"]
 
 
 async def test_payment_link_ended_by_its_own_order_only(

@@ -149,6 +149,8 @@ ABANDONED_CART = Scenario(
                         channels=("sms", "email", "whatsapp", "voice")),
         # No WhatsApp consent: the WhatsApp step falls back to SMS.
         "vlad": _person("Vlad", VLADIVOSTOK, "+79160000302", channels=("sms", "email", "voice")),
+        # Her SMS falls due at 03:00 and waits for 09:00; her order at 05:00 ends it at once.
+        "mila": _person("Mila", MOSCOW, "+79160000303"),
     },
     events=[
         {"event_id": "cart-c2", "type": "cart.updated", "customer_id": "vlad",
@@ -159,6 +161,11 @@ ABANDONED_CART = Scenario(
          "data": {"cart_id": "c1", "cart_url": _CART + "c1"}},
         {"event_id": "order-o2", "type": "order.placed", "customer_id": "vlad",
          "occurred_at": "2030-01-16T02:00:00Z", "data": {"order_id": "o2", "cart_id": "c2"}},
+        {"event_id": "cart-c3", "type": "cart.updated", "customer_id": "mila",
+         "occurred_at": "2030-01-20T00:00:00Z",
+         "data": {"cart_id": "c3", "cart_url": _CART + "c3"}},
+        {"event_id": "order-o3", "type": "order.placed", "customer_id": "mila",
+         "occurred_at": "2030-01-21T02:00:00Z", "data": {"order_id": "o3", "cart_id": "c3"}},
     ],
     expected={
         # The cart at 21:30 Moscow: emails go at any hour, the SMS due at 21:30 waits for the
@@ -187,6 +194,13 @@ ABANDONED_CART = Scenario(
                       text=""),
             sms("2030-01-16 10:00", f"Vlad, last call: your cart is still waiting {_CART}c2"),
             ended("2030-01-16 12:00", "exited", "exit_on order.placed"),
+        ],
+        "mila": [
+            email("2030-01-20 04:00", "Mila, you left something behind",
+                  f"Your cart is waiting: {_CART}c3"),
+            email("2030-01-20 07:00", "Still thinking it over?",
+                  f"Mila, the goods in your cart are still there: {_CART}c3"),
+            ended("2030-01-21 05:00", "exited", "exit_on order.placed"),
         ],
     })
 

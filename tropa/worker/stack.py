@@ -125,6 +125,10 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         # restart can still be checked for exactly-once.
         box = Sandbox(settings.delivery.receipts_secret.get_secret_value(),
                       store=settings.data_dir / "sandbox-messages.jsonl")
+        # A WhatsApp Cloud API app has one status webhook; without it WhatsApp sends (the
+        # abandoned-cart chain's) would wait the whole receipt timeout for a "delivered".
+        box.faults.whatsapp_webhook = (f"{settings.delivery.receipts_base_url}"
+                                       "/v1/providers/whatsapp/receipts")
         sandbox = server(create_sandbox_app(box), settings.sandbox.host, settings.sandbox.port)
         _banner(settings, key, published)
         stop = asyncio.Event()
