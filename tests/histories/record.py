@@ -206,7 +206,57 @@ steps:
     return "journey/replay-exit-send/c-replay"
 
 
+async def keyed_listeners(_env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
+    """Keyed listeners: events of another cart pass the run by; a `wait_for` and an
+    `exit_on` with keys of their own."""
+    h.publish("""
+journey: replay-keyed
+trigger: {event: cart.updated, key: "{{ event.data.cart_id }}"}
+exit_on: [{event: order.placed, key: "{{ event.data.cart.id }}"}]
+steps:
+  - wait_for: {event: cart.viewed, timeout: 1d}
+  - wait_for: {event: cart.viewed, key: "{{ event.data.viewed }}", timeout: 1d}
+  - wait: 1d
+""")
+    run = "journey/replay-keyed/c-replay/k1"
+    for cart in ("k1", "k2"):
+        await h.fire("cart.updated", "c-replay", {"cart_id": cart})
+    await h.fire("cart.viewed", "c-replay", {"cart_id": "k2"})
+    await h.fire("cart.viewed", "c-replay", {"cart_id": "k1"})
+    await h.at(run, "2-wait_for")
+    await h.fire("cart.viewed", "c-replay", {"viewed": "k1"})
+    await h.at(run, "3-wait")
+    await h.fire("order.placed", "c-replay", {"cart": {"id": "k2"}})
+    await h.fire("order.placed", "c-replay", {"cart": {"id": "k1"}})
+    await _ended(h, run)
+    return run
+
+
+async def journey_settings(env: WorkflowEnvironment, h: Harness, _box: Sandbox) -> str:
+    """Journey-level quiet hours hold a send until they end; its cap suppresses the next."""
+    zone = ZoneInfo("Asia/Vladivostok")
+    local = (await env.get_current_time()).astimezone(zone)
+    start = (local - timedelta(hours=1)).strftime("%H:%M")
+    end = (local + timedelta(hours=3)).strftime("%H:%M")
+    h.publish(f"""
+journey: replay-settings
+trigger: {{event: promo}}
+settings:
+  category: service
+  quiet_hours: {{from: "{start}", to: "{end}", timezone: customer}}
+  frequency_cap: {{max: 1, per: 1d}}
+steps:
+  - send: {{channel: sms, text: "Good morning"}}
+  - send: {{channel: sms, text: "Capped"}}
+""")
+    await h.fire("promo", "c-quiet")
+    await env.sleep(timedelta(hours=3, minutes=5))
+    await _ended(h, "journey/replay-settings/c-quiet")
+    return "journey/replay-settings/c-quiet"
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "keyed_listeners": keyed_listeners, "journey_settings": journey_settings,
     "exit_during_send": exit_during_send,
     "refused_condition": refused_condition,
     "control_steps": control_steps, "exit_on": exit_on, "holdout": holdout,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import object_session
@@ -25,9 +26,9 @@ from tropa.dsl.expressions import ExpressionError, render
 from tropa.dsl.plan import StepCall
 from tropa.errors import MessageInvalid
 from tropa.loyalty.template_view import with_loyalty
-from tropa.policy.caps import cap_reached, lock_customer
+from tropa.policy.caps import cap_reached, journey_cap_reached, lock_customer
 from tropa.policy.consent import consent_problem, unverified_problem
-from tropa.policy.quiet_hours import quiet_until
+from tropa.policy.quiet_hours import QuietSpan, quiet_until_all
 from tropa.policy.unsubscribe import list_unsubscribe
 from tropa.settings import Settings
 from tropa.store.models import Customer, Message
@@ -70,10 +71,17 @@ class Preparer:
             lock_customer(session, customer.id)
             rule = cap_reached(session, customer_id=customer.id, channel=channel,
                                category=category, now=now, rules=self._settings.policy.caps)
+            cap = call.run.frequency_cap
             if rule is not None:
                 problem = ("suppressed", "frequency_cap",
                            f"frequency cap: at most {rule.max} {category} messages per "
                            f"{rule.window_seconds}s on {rule.channel}")
+            elif cap is not None and journey_cap_reached(
+                    session, customer_id=customer.id, journey=call.run.journey, now=now,
+                    max_messages=cap.max, window_seconds=cap.window_seconds):
+                problem = ("suppressed", "frequency_cap",
+                           f"journey frequency cap: at most {cap.max} messages of "
+                           f"{call.run.journey} per {cap.per}")
         options: dict[str, Any] = {}
         if problem is None:
             try:
@@ -105,14 +113,21 @@ class Preparer:
 
     def _quiet(self, call: StepCall, customer: Customer, category: str, now: datetime
                ) -> datetime | None:
+        zone = customer_zone(customer.time_zone)
+        windows: list[QuietSpan] = []
         window = call.params.get("quiet_hours")
         if window:
-            start, end = str(window["from"]), str(window["to"])
+            windows.append((zone, str(window["from"]), str(window["to"])))
         elif category == "marketing":
-            start, end = self._settings.policy.quiet_from, self._settings.policy.quiet_to
-        else:
-            return None  # service messages (codes, payment links) go at any hour
-        return quiet_until(now, customer_zone(customer.time_zone), start, end)
+            windows.append((zone, self._settings.policy.quiet_from,
+                            self._settings.policy.quiet_to))
+        # else: service messages (codes, payment links) go at any hour, unless the journey
+        # itself says otherwise below.
+        journey = call.run.quiet_hours
+        if journey is not None:
+            windows.append((zone if journey.timezone == "customer" else
+                            ZoneInfo(journey.timezone), journey.start, journey.end))
+        return quiet_until_all(now, windows)
 
     def _render(self, call: StepCall, customer: Customer, message: Message, channel: str,
                 now: datetime) -> dict[str, Any]:

@@ -6,7 +6,17 @@ import hashlib
 import json
 from typing import Any
 
-from tropa.dsl.plan import DateTrigger, ExitRule, InactivityTrigger, Plan, PlanStep, Trigger
+from tropa.dsl.durations import parse_duration
+from tropa.dsl.plan import (
+    DateTrigger,
+    ExitRule,
+    FrequencyCap,
+    InactivityTrigger,
+    Plan,
+    PlanStep,
+    QuietWindow,
+    Trigger,
+)
 from tropa.dsl.positions import load_with_positions
 from tropa.dsl.reads import Reads
 from tropa.dsl.spec import JourneySpec
@@ -51,6 +61,8 @@ def build_plan(checked: CheckedJourney) -> Plan:
         version="",
         description=spec.description,
         category=spec.settings.category,
+        quiet_hours=_quiet_hours(spec),
+        frequency_cap=_frequency_cap(spec),
         re_entry=spec.re_entry,
         trigger=_trigger(spec),
         exit_on=[ExitRule(event=e.event, where=e.where, key=e.key) for e in spec.exit_on],
@@ -75,6 +87,21 @@ def reads_of(checked: CheckedJourney) -> Reads:
         for children in step.children.values():
             stack.extend(children)
     return reads
+
+
+def _quiet_hours(spec: JourneySpec) -> QuietWindow | None:
+    window = spec.settings.quiet_hours
+    if window is None:
+        return None
+    return QuietWindow(start=window.from_, end=window.to, timezone=window.timezone)
+
+
+def _frequency_cap(spec: JourneySpec) -> FrequencyCap | None:
+    cap = spec.settings.frequency_cap
+    if cap is None:
+        return None
+    return FrequencyCap(max=cap.max, per=cap.per,
+                        window_seconds=int(parse_duration(cap.per).total_seconds()))
 
 
 def _trigger(spec: JourneySpec) -> Trigger:
@@ -103,6 +130,10 @@ def content_hash(plan: Plan) -> str:
     if plan.trigger.kind == "event":
         for name in ("kind", "date", "inactivity"):
             body["trigger"].pop(name, None)
+    # Journeys without these settings hash as they did before the settings existed.
+    for name in ("quiet_hours", "frequency_cap"):
+        if body.get(name) is None:
+            body.pop(name, None)
     # Exit rules without a key of their own hash as they did before listener keys.
     for rule in body["exit_on"]:
         if rule.get("key") is None:

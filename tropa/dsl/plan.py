@@ -90,6 +90,25 @@ def exit_listener(index: int) -> str:
     return f"exit_on[{index}]"
 
 
+class QuietWindow(BaseModel):
+    """`settings.quiet_hours`: local hours in which the journey sends nothing; a send inside
+    them waits for their end. `start` after `end` is a window across midnight."""
+
+    start: str
+    end: str
+    timezone: str = "customer"
+    """`customer`: the customer's time zone; else an IANA zone name."""
+
+
+class FrequencyCap(BaseModel):
+    """`settings.frequency_cap`: at most `max` messages of this journey to one customer per
+    `per` (all channels and categories); a send over it is suppressed."""
+
+    max: int
+    per: str
+    window_seconds: int
+
+
 class Plan(BaseModel):
     """A journey compiled for the interpreter; `version` is the hash of everything else."""
 
@@ -97,6 +116,8 @@ class Plan(BaseModel):
     version: str
     description: str = ""
     category: Category = "marketing"
+    quiet_hours: QuietWindow | None = None
+    frequency_cap: FrequencyCap | None = None
     re_entry: ReEntry = "restart"
     trigger: Trigger
     exit_on: list[ExitRule] = Field(default_factory=list)
@@ -205,6 +226,10 @@ class RunRef(BaseModel):
     version: str
     customer_id: str
     category: Category
+    quiet_hours: QuietWindow | None = None
+    """The journey's quiet hours, on top of the system's and the step's."""
+    frequency_cap: FrequencyCap | None = None
+    """The journey's cap, on top of the system's caps."""
 
 
 class StepCall(BaseModel):

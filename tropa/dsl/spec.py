@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from tropa.dsl.durations import Duration
 from tropa.dsl.plan import Category, ReEntry
 from tropa.dsl.time_triggers import (
     InactivitySpec,
@@ -184,6 +193,54 @@ class ExitSpec(_Strict):
         return value
 
 
+class QuietHoursSpec(_Strict):
+    """`settings.quiet_hours: {from: "21:00", to: "09:00", timezone: customer}`."""
+
+    from_: str = Field(alias="from", description="Start (HH:MM, local)", examples=["21:00"])
+    to: str = Field(description="End (HH:MM, local); before `from` for a window across "
+                    "midnight", examples=["09:00"])
+    timezone: str = Field(default="customer", description="`customer` (each customer's own "
+                          "time zone) or an IANA zone name", examples=["customer",
+                                                                      "Europe/Moscow"])
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _clock(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            name = "from" if info.field_name == "from_" else "to"
+            raise ValueError("a time of day must be in quotes: YAML reads 21:00 unquoted as a "
+                             f"number; write {name}: \"21:00\"")
+        return check_at(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value == "customer":
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not a time zone; write `customer` (each "
+                             "customer's own zone) or an IANA name, e.g. Europe/Moscow"
+                             ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursSpec:
+        if self.from_ == self.to:
+            raise ValueError(f"`from` and `to` are both {self.to}, so the window is empty; "
+                             "give two different times, e.g. from: \"21:00\", to: \"09:00\"")
+        return self
+
+
+class FrequencyCapSpec(_Strict):
+    """`settings.frequency_cap: {max: 3, per: 1d}`."""
+
+    max: int = Field(ge=1, description="Messages of this journey one customer may get within "
+                     "`per`, over all channels", examples=[3])
+    per: Duration = Field(description="The window the cap counts in", examples=["1d", "1w"])
+
+
 class SettingsSpec(_Strict):
     """`settings:` — how the journey's messages are treated."""
 
@@ -191,6 +248,13 @@ class SettingsSpec(_Strict):
         default="marketing",
         description="marketing messages need the customer's consent; service messages do not",
     )
+    quiet_hours: QuietHoursSpec | None = Field(
+        default=None, description="Local hours in which this journey sends nothing: a send "
+        "waits for their end. On top of the system's quiet hours and a step's own: the "
+        "stricter wins")
+    frequency_cap: FrequencyCapSpec | None = Field(
+        default=None, description="At most `max` messages of this journey to a customer per "
+        "`per`; a send over it is suppressed (`frequency_cap`). On top of the system's caps")
 
 
 class JourneySpec(_Strict):

@@ -1,4 +1,5 @@
-"""Frequency caps across all journeys: at most N messages of a category per channel and window."""
+"""Frequency caps: the system's across all journeys (at most N messages of a category per
+channel and window), and a journey's own (at most N of its messages per window)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ def cap_reached(session: Session, *, customer_id: str, channel: str, category: s
         if session.exec(query).one() >= rule.max:
             return rule
     return None
+
+
+def journey_cap_reached(session: Session, *, customer_id: str, journey: str, now: datetime,
+                        max_messages: int, window_seconds: int) -> bool:
+    """Whether the customer has had `max_messages` of this journey's messages (any channel,
+    any category, any of its runs and versions) within the window."""
+    count = session.exec(select(func.count()).select_from(Message).where(
+        Message.customer_id == customer_id,
+        Message.journey == journey,
+        Message.status.in_(COUNTED),  # type: ignore[attr-defined]
+        Message.created_at >= now - timedelta(seconds=window_seconds),
+    )).one()
+    return count >= max_messages
 
 
 def lock_customer(session: Session, customer_id: str) -> None:

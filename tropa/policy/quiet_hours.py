@@ -31,3 +31,25 @@ def quiet_until(now: datetime, zone: ZoneInfo, start: str, end: str) -> datetime
         return None
     # Built as a local wall time, so a DST change inside the night is handled by zoneinfo.
     return datetime.combine(end_day, finish, tzinfo=zone).astimezone(UTC)
+
+
+QuietSpan = tuple[ZoneInfo, str, str]
+"""A quiet window: the zone it is read in, its start and its end (HH:MM)."""
+MAX_HOPS = 8
+
+
+def quiet_until_all(now: datetime, windows: list[QuietSpan]) -> datetime | None:
+    """When `now` is first outside every window (UTC), or None when it is outside them all.
+
+    Several windows apply at once (the system's, the journey's, the step's): the stricter
+    wins, so a send held by one is not let out into another. Each hop moves to the end of
+    a window, so a few hops settle any real set of windows; MAX_HOPS bounds odd ones.
+    """
+    at = now
+    for _ in range(MAX_HOPS):
+        later = [end for zone, start, finish in windows
+                 if (end := quiet_until(at, zone, start, finish)) is not None]
+        if not later:
+            break
+        at = max(later)
+    return at if at != now else None

@@ -458,6 +458,8 @@ class JourneyRun:
             version=inp.plan.version,
             customer_id=inp.customer_id,
             category=inp.plan.category,
+            quiet_hours=inp.plan.quiet_hours,
+            frequency_cap=inp.plan.frequency_cap,
         )
 
     def _note(self, note: str) -> None:
