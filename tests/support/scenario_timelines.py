@@ -149,7 +149,8 @@ ABANDONED_CART = Scenario(
                         channels=("sms", "email", "whatsapp", "voice")),
         # No WhatsApp consent: the WhatsApp step falls back to SMS.
         "vlad": _person("Vlad", VLADIVOSTOK, "+79160000302", channels=("sms", "email", "voice")),
-        # Her SMS falls due at 03:00 and waits for 09:00; her order at 05:00 ends it at once.
+        # Her cart at 03:00: the emails at 09:00 and 12:00; the SMS falls due at 08:00 and
+        # waits for 09:00; her order at 08:30 ends the run at once.
         "mila": _person("Mila", MOSCOW, "+79160000303"),
     },
     events=[
@@ -165,15 +166,15 @@ ABANDONED_CART = Scenario(
          "occurred_at": "2030-01-20T00:00:00Z",
          "data": {"cart_id": "c3", "cart_url": _CART + "c3"}},
         {"event_id": "order-o3", "type": "order.placed", "customer_id": "mila",
-         "occurred_at": "2030-01-21T02:00:00Z", "data": {"order_id": "o3", "cart_id": "c3"}},
+         "occurred_at": "2030-01-21T05:30:00Z", "data": {"order_id": "o3", "cart_id": "c3"}},
     ],
     expected={
-        # The cart at 21:30 Moscow: emails go at any hour, the SMS due at 21:30 waits for the
-        # end of quiet hours (09:00), and the later steps count from then.
+        # The cart at 21:30 Moscow: the first email, due at 22:30, waits for the end of the
+        # journey's quiet hours (09:00), and every later step counts from when it went.
         "kate": [
-            email("2030-01-14 22:30", "Kate, you left something behind",
+            email("2030-01-15 09:00", "Kate, you left something behind",
                   f"Your cart is waiting: {_CART}c1"),
-            email("2030-01-15 01:30", "Still thinking it over?",
+            email("2030-01-15 12:00", "Still thinking it over?",
                   f"Kate, the goods in your cart are still there: {_CART}c1"),
             sms("2030-01-16 09:00", f"Kate, your cart is waiting: {_CART}c1"),
             Happening("2030-01-17 09:00", "message", channel="whatsapp", status="delivered",
@@ -196,11 +197,11 @@ ABANDONED_CART = Scenario(
             ended("2030-01-16 12:00", "exited", "exit_on order.placed"),
         ],
         "mila": [
-            email("2030-01-20 04:00", "Mila, you left something behind",
+            email("2030-01-20 09:00", "Mila, you left something behind",
                   f"Your cart is waiting: {_CART}c3"),
-            email("2030-01-20 07:00", "Still thinking it over?",
+            email("2030-01-20 12:00", "Still thinking it over?",
                   f"Mila, the goods in your cart are still there: {_CART}c3"),
-            ended("2030-01-21 05:00", "exited", "exit_on order.placed"),
+            ended("2030-01-21 08:30", "exited", "exit_on order.placed"),
         ],
     })
 
