@@ -122,7 +122,7 @@ def _child(name: str, parent: str, at: str, until: str, until_day: str) -> list[
 
 
 CHILDREN_BIRTHDAYS = Scenario(
-    journey="children-birthdays", start="2030-01-01T00:00:00Z", until="2031-01-01T00:00:00Z",
+    journey="children-birthdays", start="2030-01-01T00:00:00Z", until="2031-07-01T00:00:00Z",
     customers={
         # Seed 003's questionnaire: dates as the form gave them, ISO or DD.MM.YYYY.
         "olga": _person("Olga", MOSCOW, "+79160000201", attributes={"children": [
@@ -134,8 +134,13 @@ CHILDREN_BIRTHDAYS = Scenario(
     expected={
         "olga": [*_child("Ivan", "Olga", "2030-02-24 10:00", "2030-03-07 10:00", "07.03.2030"),
                  *_child("Masha", "Olga", "2030-02-26 10:00", "2030-03-09 10:00",
-                         "09.03.2030")],
-        "petr": _child("Lena", "Petr", "2030-06-10 10:00", "2030-06-21 10:00", "21.06.2030"),
+                         "09.03.2030"),
+                 *_child("Ivan", "Olga", "2031-02-24 10:00", "2031-03-07 10:00", "07.03.2031"),
+                 *_child("Masha", "Olga", "2031-02-26 10:00", "2031-03-09 10:00",
+                         "09.03.2031")],
+        "petr": [*_child("Lena", "Petr", "2030-06-10 10:00", "2030-06-21 10:00", "21.06.2030"),
+                 *_child("Lena", "Petr", "2031-06-10 10:00", "2031-06-21 10:00",
+                         "21.06.2031")],
     })
 
 _CART = "https://shop.example/cart/"
