@@ -166,6 +166,35 @@ async def test_parallel_runs_of_one_key_all_hear_it(harness: Harness) -> None:
     assert (await harness.status(runs[2])).state == "running"
 
 
+async def test_runs_of_versions_with_other_listeners_each_hear_their_own(
+        harness: Harness) -> None:
+    # Version 1 ends on `order.paid`; version 2 waits for it instead. Both versions' runs
+    # are in flight, and each must hear its own listener, not the other version's.
+    first = """
+journey: pay
+settings: {category: service}
+trigger: {event: order.awaiting_payment, key: "{{ event.data.order_id }}"}
+exit_on: [order.paid]
+steps:
+  - wait: 1d
+"""
+    harness.publish(first)
+    await harness.fire("order.awaiting_payment", "c-1", {"order_id": "o1"})
+    harness.publish(PAYMENT)
+    await harness.fire("order.awaiting_payment", "c-1", {"order_id": "o2"})
+    await harness.at(ONE, "1-wait")
+    await harness.at(TWO, "1-wait_for")
+
+    paid_two = await harness.fire("order.paid", "c-1", {"order_id": "o2"})
+    paid_one = await harness.fire("order.paid", "c-1", {"order_id": "o1"})
+
+    assert (paid_two.signalled, paid_one.signalled) == ([TWO], [ONE])
+    two = await harness.ended(TWO)
+    assert (two.state, two.steps[0].outcome) == ("completed", "received")
+    one = await harness.ended(ONE)
+    assert (one.state, one.steps[-1].detail) == ("exited", "exit_on order.paid")
+
+
 def test_a_listener_key_needs_a_trigger_key() -> None:
     text = ("journey: j\ntrigger: {event: order.placed}\n"
             "exit_on:\n  - {event: order.paid, key: \"{{ event.data.order_id }}\"}\n"

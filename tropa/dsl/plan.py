@@ -90,6 +90,11 @@ def exit_listener(index: int) -> str:
     return f"exit_on[{index}]"
 
 
+def listener_id(version: str, listener: str) -> str:
+    """A listener of one plan version, as `EventIn.listeners` names it."""
+    return f"{version}/{listener}"
+
+
 class QuietWindow(BaseModel):
     """`settings.quiet_hours`: local hours in which the journey sends nothing; a send inside
     them waits for their end. `start` after `end` is a window across midnight."""
@@ -151,13 +156,15 @@ class EventIn(BaseModel):
     occurred_at: datetime
     data: dict[str, Any] = Field(default_factory=dict)
     listeners: list[str] | None = None
-    """In a keyed journey, the run's listeners this event was routed to by its key: `exit_on`
-    rules (`exit_on[0]`) and `wait_for` step ids. None: every listener (unkeyed journeys,
-    and signals sent before keyed routing existed, so saved histories replay unchanged)."""
+    """In a keyed journey, the listeners this event was routed to by its key, as
+    `<plan version>/<listener>`: `exit_on` rules (`exit_on[0]`) and `wait_for` step ids. The
+    version keeps apart versions whose listeners differ (each published version's runs may
+    be in flight under the same key). None: every listener (unkeyed journeys, and signals
+    sent before keyed routing existed, so saved histories replay unchanged)."""
 
-    def reaches(self, listener: str) -> bool:
-        """Whether the router meant this event for `listener` of the run."""
-        return self.listeners is None or listener in self.listeners
+    def reaches(self, version: str, listener: str) -> bool:
+        """Whether the router meant this event for `listener` of a run of plan `version`."""
+        return self.listeners is None or listener_id(version, listener) in self.listeners
 
     def as_context(self) -> dict[str, Any]:
         """The event as templates and conditions see it (without routing details)."""

@@ -26,10 +26,11 @@ from tropa.customers.identifiers import canonical_id
 from tropa.customers.view import customer_view
 from tropa.dsl import triggers
 from tropa.dsl.expressions import ExpressionError, evaluate
-from tropa.dsl.plan import EventIn, Plan, RunInput
+from tropa.dsl.plan import EventIn, Plan, RunInput, listener_id
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
 from tropa.services.last_events import occurrence_runs, record_last_event
+from tropa.services.listener_keys import KeyedTargets, listener_key, runs_of_triggers
 from tropa.steps.builtin import registry
 from tropa.store.db import session_scope
 from tropa.store.models import ActiveRun, Customer, Event
@@ -180,13 +181,20 @@ class EventRouter:
             # signal; one whose trigger was skipped does (its run in flight may wait for it).
             if await self._trigger(plan, event, context, routed):
                 triggered.add(plan.journey)
+        keyed = KeyedTargets()
         for plan in catalogue.listeners.get(event.type, []):
             if plan.journey in triggered:
                 continue
             if plan.trigger.kind == "event" and plan.trigger.key is not None:
-                await self._signal_keyed(plan, event, context, routed)
+                await self._keyed_targets(plan, event, context, routed, keyed)
             else:
                 await self._signal(plan, event, routed)
+        # One signal per run, naming the listeners of every published version the event is
+        # for: the run picks its own version's.
+        for workflow_id, (fields, names) in keyed.runs.items():
+            payload = event.keeping(None if fields is None else sorted(fields))
+            await self._send_event(workflow_id, payload.model_copy(update={"listeners": names}),
+                                   routed)
         log.info("event_routed", event_type=event.type, started=len(routed.started),
                  signalled=len(routed.signalled), skipped=len(routed.skipped))
         return routed
@@ -320,10 +328,10 @@ class EventRouter:
         for workflow_id in ids:
             await self._send_event(workflow_id, payload, routed)
 
-    async def _signal_keyed(self, plan: Plan, event: EventIn, context: dict[str, Any],
-                            routed: Routed) -> None:
-        """Signal only the run whose key this event renders to, naming the listeners it is
-        for: an `order.paid` of order 2 must not end or wake the run of order 1."""
+    async def _keyed_targets(self, plan: Plan, event: EventIn, context: dict[str, Any],
+                             routed: Routed, targets: KeyedTargets) -> None:
+        """The run (or `parallel` runs) of `plan` whose key this event renders to, for each
+        listener: an `order.paid` of order 2 must not end or wake the run of order 1."""
         context = {**context, "journey": {"name": plan.journey, "version": plan.version}}
         rendered: dict[str, str | None] = {}  # template -> key (None: could not render)
         by_key: dict[str, list[str]] = {}
@@ -331,38 +339,22 @@ class EventRouter:
             template = listener.key or plan.trigger.key
             assert template is not None
             if template not in rendered:
-                rendered[template] = await self._listener_key(plan, listener.name, template,
-                                                              context, routed)
+                rendered[template], reason = await listener_key(listener.name, template,
+                                                                context, TRIGGER_TIMEOUT)
+                skipped = {"journey": plan.journey, "reason": reason}
+                # versions that share the listener say it once
+                if reason and skipped not in routed.skipped:
+                    routed.skipped.append(skipped)
             key = rendered[template]
             if key is not None:
-                by_key.setdefault(key, []).append(listener.name)
+                by_key.setdefault(key, []).append(listener_id(plan.version, listener.name))
         for key, names in by_key.items():
             ids = ([run_id_for(plan, event.customer_id, key, event.event_id)]
                    if plan.re_entry != "parallel" else
                    await run_in_threadpool(self._keyed_parallel_runs, plan, event.customer_id,
                                            key))
-            payload = event.keeping(plan.event_fields).model_copy(update={"listeners": names})
             for workflow_id in ids:
-                await self._send_event(workflow_id, payload, routed)
-
-    async def _listener_key(self, plan: Plan, listener: str, template: str,
-                            context: dict[str, Any], routed: Routed) -> str | None:
-        """The key a listener's template renders this event to, bounded like a trigger's
-        key; None, with the reason in `skipped`, when it cannot be rendered."""
-        try:
-            key = await asyncio.wait_for(
-                run_in_threadpool(triggers.render_key, template, context,
-                                  f"the key of {listener}"), TRIGGER_TIMEOUT)
-        except ExpressionError as exc:
-            reason = f"{listener}: the key cannot be rendered on this event ({exc})"
-        except TimeoutError:
-            reason = f"{listener}: the key took longer than {TRIGGER_TIMEOUT:g} s"
-        else:
-            if key:
-                return key
-            reason = f"{listener}: the key renders empty on this event"
-        routed.skipped.append({"journey": plan.journey, "reason": reason})
-        return None
+                targets.add(workflow_id, plan.event_fields, names)
 
     async def _send_event(self, workflow_id: str, event: EventIn, routed: Routed) -> None:
         """Signal one run; a run that has ended leaves the index and is no error."""
@@ -377,19 +369,10 @@ class EventRouter:
             await run_in_threadpool(self._forget_run, workflow_id)
 
     def _keyed_parallel_runs(self, plan: Plan, customer_id: str, key: str) -> list[str]:
-        """Runs of a keyed `parallel` journey with this key: `<prefix>/<key>/<trigger event
-        id>`. The rest after the prefix must be a trigger event of this customer, so the
-        runs of key `a/b` are not taken for runs of key `a`."""
-        prefix = run_id_for(plan, customer_id, key, "")
-        runs = [wid for wid in self._active_runs(plan.journey, customer_id)
-                if wid.startswith(prefix)]
-        if not runs:
-            return []
-        with session_scope(self._engine) as session:
-            triggers_seen = set(session.exec(select(Event.event_id).where(
-                Event.customer_id == customer_id, Event.type == plan.trigger.event,
-                Event.event_id.in_([wid[len(prefix):] for wid in runs]))))  # type: ignore[attr-defined]
-        return [wid for wid in runs if wid[len(prefix):] in triggers_seen]
+        """Runs of a keyed `parallel` journey with this key: `<prefix>/<key>/<event id>`."""
+        return runs_of_triggers(self._engine, run_id_for(plan, customer_id, key, ""),
+                                self._active_runs(plan.journey, customer_id), customer_id,
+                                plan.trigger.event)
 
     def _active_runs(self, journey: str, customer_id: str) -> list[str]:
         with session_scope(self._engine) as session:

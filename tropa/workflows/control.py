@@ -104,7 +104,7 @@ async def wait_for(run: Runtime, step: PlanStep) -> Done:
                 return "timed_out", params["timeout"], step.children.get("on_timeout", [])
             batch = run.inbox.since(seen)
             for event in batch:
-                if event.type == params["event"] and event.reaches(step.id) and \
+                if event.type == params["event"] and event.reaches(run.ref().version, step.id) and \
                         await run.holds(params.get("where"), event):
                     run.remember(step, {"received": True, "event": event.as_context()})
                     return "received", event.event_id, []

@@ -246,8 +246,10 @@ class JourneyRun:
                 for index, rule in enumerate(rules):
                     # In a keyed journey the router names the rules whose key matched this
                     # run; an event of another order or cart passes this run by.
-                    if rule.event == event.type and event.reaches(exit_listener(index)) and \
-                            await self.holds(rule.where, event, label=f"exit_on {rule.event}"):
+                    if rule.event == event.type and \
+                            event.reaches(self._run_input().plan.version, exit_listener(index)) \
+                            and await self.holds(rule.where, event,
+                                                 label=f"exit_on {rule.event}"):
                         return f"exit_on {event.type}"
             seen = seen + len(batch) if self.versioned else self.inbox.end()
             self.inbox.advance(EXIT, seen)
