@@ -58,11 +58,17 @@ def test_a_journey_draws_with_weights_branches_exits_and_exit_on() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_every_shipped_journey_draws(path: Path) -> None:
+    text = mermaid(compile_journey(path.read_text(encoding="utf-8"), str(path)))
+    assert text.startswith("flowchart TD\n")
+    _check_edges(text)
+
+
+def test_tropa_graph_prints_the_flowchart() -> None:
+    path = Path(__file__).parents[1] / "examples" / "abandoned-cart.yaml"
     done = subprocess.run([TROPA, "graph", str(path)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("flowchart TD\n")
-    _check_edges(done.stdout)
+    assert done.stdout == mermaid(compile_journey(path.read_text(encoding="utf-8"), str(path)))
 
 
 def test_time_triggers_are_drawn_in_words() -> None:
@@ -78,3 +84,12 @@ def test_a_broken_journey_is_refused_with_its_place(tmp_path: Path) -> None:
     done = subprocess.run([TROPA, "graph", str(bad)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and f"{bad}:4:5: error" in done.stderr
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_the_readme_shows_every_shipped_journey_as_tropa_graph_draws_it(path: Path) -> None:
+    readme = Path(__file__).parents[1].joinpath("README.md").read_text(encoding="utf-8")
+    graph = mermaid(compile_journey(path.read_text(encoding="utf-8"), str(path)))
+    section = readme.split(f"\n### {path.stem}\n", 1)
+    assert len(section) == 2, f"README has no section for {path.stem}"
+    assert f"```mermaid\n{graph.rstrip()}\n```" in section[1].split("\n### ", 1)[0]

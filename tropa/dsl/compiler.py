@@ -140,6 +140,11 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
+# Parameters a step type gained after journeys were stored: left out of the Plan when unset,
+# so stored versions and runs in flight keep the version their YAML always had.
+_ADDED_LATER: dict[str, tuple[str, ...]] = {"send": ("connect_to",)}
+
+
 def content_hash(plan: Plan) -> str:
     """The version: a hash of the Plan without its version field."""
     body = plan.model_dump(mode="json", exclude={"version"})
@@ -168,6 +173,9 @@ def _steps(steps: list[CheckedStep], prefix: str) -> list[PlanStep]:
 
 def _step(step: CheckedStep, step_id: str) -> PlanStep:
     params: dict[str, Any] = step.params.model_dump(mode="json", by_alias=True)
+    for name in _ADDED_LATER.get(step.type.name, ()):
+        if params.get(name) is None:
+            params.pop(name, None)
     listen_key = step.type.listen_key
     if listen_key is not None and params.get(listen_key) is None:
         # Without a key of its own the step compiles (and hashes) as before listener keys.

@@ -31,6 +31,7 @@ from tropa.worker.devserver import (
     start_dev_server,
     wait_for_port,
 )
+from tropa.worker.example_series import declare_example_series
 from tropa.worker.schedules import ensure_journey_schedules, ensure_schedules
 from tropa.worker.temporal_client import connect
 from tropa.worker.worker import build_workers
@@ -108,6 +109,8 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         await ensure_schedules(client, tcfg.task_queue, settings)
         engine = open_database(settings)
         key = development_key(settings, engine)
+        if examples:
+            declare_example_series(engine, examples)
         published = publish_examples(engine, examples) if examples else []
         await ensure_journey_schedules(client, engine, tcfg.task_queue)
         if not settings.delivery.receipts_base_url:
@@ -121,6 +124,10 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         # restart can still be checked for exactly-once.
         box = Sandbox(settings.delivery.receipts_secret.get_secret_value(),
                       store=settings.data_dir / "sandbox-messages.jsonl")
+        # A WhatsApp Cloud API app has one status webhook; without it WhatsApp sends (the
+        # abandoned-cart chain's) would wait the whole receipt timeout for a "delivered".
+        box.faults.whatsapp_webhook = (f"{settings.delivery.receipts_base_url}"
+                                       "/v1/providers/whatsapp/receipts")
         sandbox = server(create_sandbox_app(box), settings.sandbox.host, settings.sandbox.port)
         _banner(settings, key, published)
         stop = asyncio.Event()

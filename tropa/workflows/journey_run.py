@@ -46,6 +46,9 @@ with workflow.unsafe.imports_passed_through():
     from tropa.workflows.inputs import EvaluateInput
     from tropa.workflows.sending import Sender
 
+QUIET_STOP_PATCH = "tropa-stop-cuts-quiet-hours"
+"""Runs that stop (exit_on, restart) while a send waits for quiet hours end at once instead
+of granting that send STOP_GRACE; older histories replay with the grace timer."""
 PATCH = "tropa-interpreter-3"
 """The interpreter revision that dispatches through the registry, lets conditions that cannot
 be evaluated count as false, continues as new, restarts gracefully and forgets ActiveRun rows.
@@ -272,7 +275,9 @@ class JourneyRun:
             await self._stop(body, outcome, detail)
             return
         self._stopping = True
-        if self._current_kind == "activity":
+        # A send waiting out quiet hours has nothing in flight: it is cut at once, like a wait.
+        resting = self.sender.quiet and workflow.patched(QUIET_STOP_PATCH)
+        if self._current_kind == "activity" and not resting:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(body.done, timeout=STOP_GRACE,
                                               timeout_summary="stop: let the step finish")

@@ -45,6 +45,8 @@ class Sender:
 
     def __init__(self) -> None:
         self.receipts: dict[str, m.ReceiptSignal] = {}
+        self.quiet = False
+        """True while a message waits for quiet hours to end: nothing is in flight then."""
 
     def receipt(self, signal: m.ReceiptSignal) -> None:
         """Remember a receipt; a run waiting for that provider message id wakes up."""
@@ -106,8 +108,13 @@ class Sender:
                 break
             # Quiet hours: the message waits for the window to open, then passes the gate
             # again (consent or caps may have changed meanwhile).
-            await workflow.sleep(max(prepared.wait_until - workflow.now(), timedelta(seconds=1)),
-                                 summary=f"{step.id}: {channel} quiet hours")
+            self.quiet = True
+            try:
+                await workflow.sleep(max(prepared.wait_until - workflow.now(),
+                                         timedelta(seconds=1)),
+                                     summary=f"{step.id}: {channel} quiet hours")
+            finally:
+                self.quiet = False
         if prepared.status != "queued":
             return Outcome(status=prepared.status, reason=prepared.reason,
                            data={"message_id": prepared.message_id})
