@@ -143,3 +143,16 @@ class TaskConflict(TropaError):
         self.status = status
         super().__init__(f"task {task_id} is {status}; only open or assigned tasks can be "
                          f"{action}")
+
+
+class SimulationInvalid(TropaError):
+    """A simulation's input is wrong (customer, events, time span); each item names the place
+    (file:line, JSON path, option) and the fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class SimulationBusy(TropaError):
+    """As many simulations as allowed are running already."""

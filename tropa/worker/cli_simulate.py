@@ -1,0 +1,81 @@
+"""`tropa simulate JOURNEY.yaml --customer CUSTOMER.json [--events EVENTS.jsonl]
+[--from ...] --until ... [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from tropa.errors import JourneyInvalid, SimulationInvalid
+from tropa.settings import get_settings
+
+
+def _moment(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise SimulationInvalid([f"{option} {value!r} is not a time; give ISO 8601 with a UTC "
+                                 "offset, e.g. 2027-01-01T00:00:00Z"]) from None
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SimulationInvalid([f"{path}: no such file; name the {what}"]) from None
+    except UnicodeDecodeError:
+        raise SimulationInvalid([f"{path}: not UTF-8 text; save the {what} as UTF-8"]) from None
+    except OSError as exc:
+        raise SimulationInvalid([f"{path}: cannot read the {what}: {exc.strerror}"]) from None
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from tropa.simulate import inputs
+    from tropa.simulate.runner import simulate
+    from tropa.simulate.timeline import json_lines, text
+
+    try:
+        journey = Path(args.journey)
+        customer_path = Path(args.customer)
+        customer_id, customer = inputs.read_customer(_read(customer_path, "customer JSON"),
+                                                     str(customer_path))
+        events = inputs.read_events(_read(Path(args.events), "events JSON Lines"),
+                                    args.events, customer_id) if args.events else []
+        sim = inputs.prepare(_read(journey, "journey YAML"), str(journey), customer_id,
+                             customer, events, _moment("--from", args.start),
+                             _moment("--until", args.until))
+    except JourneyInvalid as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except SimulationInvalid as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    happenings = asyncio.run(simulate(sim, get_settings()))
+    out = json_lines(happenings) if args.json else text(
+        happenings, str(customer.get("time_zone") or "UTC"), customer_id)
+    sys.stdout.write(out)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `tropa simulate`."""
+    s = sub.add_parser("simulate", help="run a journey for one customer over simulated time "
+                       "and print what would happen")
+    s.add_argument("journey", metavar="JOURNEY.yaml")
+    s.add_argument("--customer", required=True, metavar="CUSTOMER.json",
+                   help="the body of PUT /v1/customers/{id} plus \"id\"")
+    s.add_argument("--events", metavar="EVENTS.jsonl",
+                   help="events as POST /v1/events takes them, one a line, each delivered at "
+                   "its occurred_at")
+    s.add_argument("--from", dest="start", metavar="TIME",
+                   help="start of the simulated span (default: now; only the future)")
+    s.add_argument("--until", required=True, metavar="TIME", help="end of the simulated span")
+    s.add_argument("--json", action="store_true",
+                   help="print JSON Lines, one happening a line, instead of the timeline")
+    s.set_defaults(func=_simulate)
