@@ -21,6 +21,7 @@ from tropa.api.routes import (
     receipts,
     runs,
     segments,
+    simulate,
     tasks,
     unsubscribe,
 )
@@ -67,6 +68,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(unsubscribe.router)
     app.include_router(merge.router)
     app.include_router(tasks.router)
+    app.include_router(simulate.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

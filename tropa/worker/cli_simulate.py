@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,12 @@ def _moment(option: str, value: str | None) -> datetime | None:
     except ValueError:
         raise SimulationInvalid([f"{option} {value!r} is not a time; give ISO 8601 with a UTC "
                                  "offset, e.g. 2027-01-01T00:00:00Z"]) from None
+
+
+def _until(value: str) -> datetime:
+    moment = _moment("--until", value)
+    assert moment is not None  # a required option
+    return moment
 
 
 def _read(path: Path, what: str) -> str:
@@ -48,7 +55,7 @@ def _simulate(args: argparse.Namespace) -> int:
                                     args.events, customer_id) if args.events else []
         sim = inputs.prepare(_read(journey, "journey YAML"), str(journey), customer_id,
                              customer, events, _moment("--from", args.start),
-                             _moment("--until", args.until))
+                             _until(args.until))
     except JourneyInvalid as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -56,6 +63,8 @@ def _simulate(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
+    # The SDK's worker start and stop notes are not part of the timeline.
+    logging.getLogger("temporalio").setLevel(logging.WARNING)
     happenings = asyncio.run(simulate(sim, get_settings()))
     out = json_lines(happenings) if args.json else text(
         happenings, str(customer.get("time_zone") or "UTC"), customer_id)
