@@ -15,6 +15,7 @@ from the workflows and the database (`happenings`).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import shutil
@@ -123,6 +124,17 @@ async def sandbox_server(secret: str) -> AsyncIterator[int]:
 
 
 @functools.cache
+def migrated_template() -> Path:
+    """An empty database at the newest schema, made once per process: each simulation starts
+    from a copy, which is much faster than running every migration again."""
+    folder = Path(tempfile.mkdtemp(prefix="tropa-simulate-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "tropa.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@functools.cache
 def quiet_runtime() -> Runtime:
     """A Temporal runtime whose core logs errors only: the test server lacks capabilities a
     production server has, and the core's warnings about them would drown the timeline."""
@@ -145,9 +157,9 @@ async def simulate(sim: Simulation, settings: Settings) -> list[Happening]:
         secret = settings.delivery.receipts_secret.get_secret_value()
         async with sandbox_server(secret) as port:
             s = simulation_settings(settings, Path(folder), port)
-            url = s.database_url()
-            await asyncio.to_thread(migrate, url)
-            engine = make_engine(url)
+            await asyncio.to_thread(shutil.copyfile, migrated_template(),
+                                    Path(folder) / "tropa.db")
+            engine = make_engine(s.database_url())
             try:
                 return await _Simulator(sim, s, engine, clock).run()
             finally:

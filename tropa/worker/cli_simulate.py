@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tropa.errors import JourneyInvalid, SimulationInvalid
+from tropa.logs import configure
 from tropa.settings import get_settings
 
 
@@ -63,7 +64,9 @@ def _simulate(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    # The SDK's worker start and stop notes are not part of the timeline.
+    # What the engine logs at INFO inside a simulation (sweeps, routing, the SDK's worker
+    # notes) is not part of the timeline: warnings and errors only, on stderr.
+    configure("WARNING")
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     happenings = asyncio.run(simulate(sim, get_settings()))
     out = json_lines(happenings) if args.json else text(
