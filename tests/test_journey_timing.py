@@ -76,7 +76,8 @@ async def test_exit_event_stops_the_run_mid_wait(
     await harness.fire("cart.updated", "c-2", {"cart_id": "k1", "cart_url": "u"})
     await time_skipping.sleep(timedelta(hours=2))
 
-    routed = await harness.fire("order.placed", "c-2", {"order_id": "o-1"})
+    # keyed journey: the order names its cart, and only that cart's run ends
+    routed = await harness.fire("order.placed", "c-2", {"order_id": "o-1", "cart_id": "k1"})
 
     assert routed.signalled == ["journey/cart/c-2/k1"]
     status = await harness.finish("journey/cart/c-2/k1")

@@ -159,15 +159,15 @@ async def test_personal_data_reaches_no_history_attribute_memo_or_log(
 
     with capture_logs() as structured:
         runs = []
-        for event, data in [("go", {}), ("customer.signed_up", {}),
+        for event, data in [("go", {}),
                             ("cart.updated", {"cart_id": "k1", "cart_url": "https://s/k1"}),
                             ("order.awaiting_payment", {"order_id": "o1", "total": 990,
                                                         "payment_url": "https://s/p"})]:
             runs += (await harness.fire(event, who, data)).started
-        assert len(runs) == 5, runs
+        assert len(runs) == 4, runs
         await harness.fire("answer", who, {"ok": True})
         everything = await harness.finish(f"journey/pii-all/{who}")
-        for workflow_id in (f"journey/welcome/{who}", f"journey/abandoned-cart/{who}/k1",
+        for workflow_id in (f"journey/abandoned-cart/{who}/k1",
                             f"journey/payment-link/{who}/o1"):
             await harness.finish(workflow_id)
         # A condition that cannot be evaluated counts as not holding; its step records why,
@@ -197,7 +197,10 @@ async def test_personal_data_reaches_no_history_attribute_memo_or_log(
     assert {m["channel"] for m in sandbox.sent()} == {"email", "sms"}
     assert [c["name"] for c in box.calls] == ["contact"]
     with Session(harness.engine) as session:
-        cancelled = session.exec(select(Message).where(Message.status == "cancelled")).all()
+        # The shipped journeys' own cancellations (channels this test leaves unconfigured)
+        # are not what this test is about.
+        cancelled = session.exec(select(Message).where(
+            Message.status == "cancelled", Message.reason != "channel_not_configured")).all()
     reasons = sorted(m.history[-1]["detail"] for m in cancelled)
     assert reasons == [
         "`date` needs a date or an ISO timestamp, got a text that is not one",

@@ -32,7 +32,7 @@ def test_make_run_installs_no_test_plugin_and_make_test_does() -> None:
 def test_validate_does_not_announce_plugins() -> None:
     assert "slack" in registry().plugins, "the test plugin is installed by `make test`"
     done = subprocess.run([str(Path(sys.executable).parent / "tropa"), "validate",
-                           str(ROOT / "examples" / "welcome.yaml")],
+                           str(ROOT / "examples" / "birthday-bonus.yaml")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "plugin" not in done.stdout + done.stderr

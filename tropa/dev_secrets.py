@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr
 
 from tropa.errors import SettingsUnsafe
-from tropa.settings import Settings
+from tropa.settings import Assignee, Settings
 
 MIN_LENGTH = 16
 SECRETS_FILE = "secrets.json"
@@ -80,6 +80,9 @@ def use_development_settings(settings: Settings) -> None:
     without a provider URL."""
     use_development_secrets(settings)
     settings.providers.use_sandbox = True
+    # The shipped abandoned-cart journey hands carts to `manager`: announce those tasks to a
+    # sandbox mailbox unless a staff directory is configured.
+    settings.tasks.assignees.setdefault("manager", Assignee(email="manager@shop.example"))
 
 
 def use_development_secrets(settings: Settings) -> None:

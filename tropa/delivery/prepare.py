@@ -129,6 +129,9 @@ class Preparer:
         options: dict[str, Any] = {}
         if channel == "whatsapp":
             options = self._whatsapp(call, customer, context, now)
+        elif channel == "voice" and call.params.get("connect_to"):
+            # The robot reads the text, then offers to put the customer through to this number.
+            options = {"connect_to": str(call.params["connect_to"])}
         self._adapters[channel].validate(self.outgoing(message, options))
         return options
 

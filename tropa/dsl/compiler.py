@@ -53,7 +53,7 @@ def build_plan(checked: CheckedJourney) -> Plan:
         category=spec.settings.category,
         re_entry=spec.re_entry,
         trigger=_trigger(spec),
-        exit_on=[ExitRule(event=e.event, where=e.where) for e in spec.exit_on],
+        exit_on=[ExitRule(event=e.event, where=e.where, key=e.key) for e in spec.exit_on],
         steps=_steps(checked.steps, ""),
     )
     plan.event_fields, plan.step_outputs = reads_of(checked).sorted()
@@ -103,6 +103,10 @@ def content_hash(plan: Plan) -> str:
     if plan.trigger.kind == "event":
         for name in ("kind", "date", "inactivity"):
             body["trigger"].pop(name, None)
+    # Exit rules without a key of their own hash as they did before listener keys.
+    for rule in body["exit_on"]:
+        if rule.get("key") is None:
+            rule.pop("key", None)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -113,6 +117,10 @@ def _steps(steps: list[CheckedStep], prefix: str) -> list[PlanStep]:
 
 def _step(step: CheckedStep, step_id: str) -> PlanStep:
     params: dict[str, Any] = step.params.model_dump(mode="json", by_alias=True)
+    listen_key = step.type.listen_key
+    if listen_key is not None and params.get(listen_key) is None:
+        # Without a key of its own the step compiles (and hashes) as before listener keys.
+        params.pop(listen_key, None)
     for spec in step.type.nested:
         if "[]." in spec:
             outer, inner = spec.split("[].", 1)

@@ -15,21 +15,23 @@ _ARM = re.compile(r"^arms\[(\d+)\]\.steps$")
 
 def mermaid(plan: Plan) -> str:
     """The Plan as `flowchart TD` text; node ids are derived from the stable step ids."""
-    graph = _Graph()
+    graph = _Graph(plan)
     start = graph.node("start", _trigger_label(plan), shape="stadium")
     end = "done"
     ends = graph.chain(plan.steps, [(start, "")])
     graph.node(end, "end", shape="circle")
     graph.join(ends, end)
     for i, rule in enumerate(plan.exit_on):
-        label = f"exit_on {rule.event}" + (f" if {rule.where}" if rule.where else "")
+        label = f"exit_on {rule.event}" + (f" if {rule.where}" if rule.where else "") + (
+            _keyed(plan, rule.key))
         rid = graph.node(f"exit_on_{i}", label, shape="hexagon")
         graph.lines.append(f"  {rid} -. any time .-> {end}")
     return "\n".join(["flowchart TD", *graph.lines]) + "\n"
 
 
 class _Graph:
-    def __init__(self) -> None:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
         self.lines: list[str] = []
 
     def node(self, node_id: str, label: str, *, shape: str = "box") -> str:
@@ -98,8 +100,9 @@ def _wait_for(graph: _Graph, step: PlanStep,
               tails: list[tuple[str, str]]) -> list[tuple[str, str]]:
     p = step.params
     where = f" if {p['where']}" if p.get("where") else ""
-    node = graph.node(_id(step), f"{_number(step)} wait for {p.get('event')}{where} "
-                      f"up to {p.get('timeout')}", shape="diamond")
+    node = graph.node(_id(step), f"{_number(step)} wait for {p.get('event')}{where}"
+                      f"{_keyed(graph.plan, p.get('key'))} up to {p.get('timeout')}",
+                      shape="diamond")
     graph.join(tails, node)
     timeout = step.children.get("on_timeout", [])
     return [(node, "received"), *graph.chain(timeout, [(node, "timeout")])]
@@ -124,6 +127,13 @@ def _summary(step: PlanStep) -> str:
                         for k, v in p.items()
                         if v not in (None, "", [], {}) and not isinstance(v, dict))
     return f"{step.type} {details}".strip()
+
+
+def _keyed(plan: Plan, key: str | None) -> str:
+    """How a listener of a keyed journey finds its run: by its own key or the trigger's."""
+    if plan.trigger.key is None:
+        return ""
+    return f" (by key {key or plan.trigger.key})"
 
 
 def _trigger_label(plan: Plan) -> str:

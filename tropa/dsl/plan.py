@@ -80,6 +80,14 @@ class ExitRule(BaseModel):
 
     event: str
     where: str | None = None
+    key: str | None = None
+    """In a keyed journey, the template that renders the event to the key of the run it
+    ends; None: the trigger's key template."""
+
+
+def exit_listener(index: int) -> str:
+    """The name of the `exit_on` rule at `index` as a listener (see `EventIn.listeners`)."""
+    return f"exit_on[{index}]"
 
 
 class Plan(BaseModel):
@@ -121,6 +129,18 @@ class EventIn(BaseModel):
     customer_id: str
     occurred_at: datetime
     data: dict[str, Any] = Field(default_factory=dict)
+    listeners: list[str] | None = None
+    """In a keyed journey, the run's listeners this event was routed to by its key: `exit_on`
+    rules (`exit_on[0]`) and `wait_for` step ids. None: every listener (unkeyed journeys,
+    and signals sent before keyed routing existed, so saved histories replay unchanged)."""
+
+    def reaches(self, listener: str) -> bool:
+        """Whether the router meant this event for `listener` of the run."""
+        return self.listeners is None or listener in self.listeners
+
+    def as_context(self) -> dict[str, Any]:
+        """The event as templates and conditions see it (without routing details)."""
+        return self.model_dump(mode="json", exclude={"listeners"})
 
     def keeping(self, fields: list[str] | None) -> EventIn:
         """This event with only the `data` keys a journey reads (all when None)."""

@@ -166,6 +166,22 @@ class ExitSpec(_Strict):
     event: str = Field(description="Event type that ends the run", examples=["order.placed"])
     where: str | None = Field(default=None, description="Condition on the event",
                               json_schema_extra={"x-condition": True})
+    key: str | None = Field(
+        default=None,
+        description="In a journey with a trigger `key`: the template that renders this event "
+        "to the key of the run it ends, where its field differs from the trigger's (default: "
+        "the trigger's key template)",
+        examples=["{{ event.data.cart.id }}"],
+        json_schema_extra={"x-template": True},
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _short_key(cls, value: str | None) -> str | None:
+        problem = literal_key_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class SettingsSpec(_Strict):

@@ -38,11 +38,18 @@ def match(trigger: Trigger, context: dict[str, Any]) -> tuple[bool, str | None]:
         return False, None
     if not trigger.key:
         return True, None
-    key = render(trigger.key, context).strip()
+    return True, render_key(trigger.key, context, "the trigger key")
+
+
+def render_key(template: str, context: dict[str, Any], what: str) -> str:
+    """A key template rendered on this event, stripped and at most MAX_KEY characters.
+
+    Raises ExpressionError when it cannot be rendered or is too long (`what` names the key
+    in the message). Pure CPU work bounded by the template sandbox, like `match`."""
+    key = render(template, context).strip()
     if len(key) > MAX_KEY:
-        raise ExpressionError(f"the trigger key renders to {len(key)} characters; "
-                              f"at most {MAX_KEY}")
-    return True, key
+        raise ExpressionError(f"{what} renders to {len(key)} characters; at most {MAX_KEY}")
+    return key
 
 
 def run_id_problem(workflow_id: str) -> str | None:

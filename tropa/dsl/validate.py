@@ -50,10 +50,36 @@ class Validator:
         spec = self._model(JourneySpec, raw, ())
         self._expressions(JourneySpec, raw, ())
         steps = self.steps(raw["steps"], ("steps",)) if isinstance(raw.get("steps"), list) else []
+        if spec is not None:
+            self._listener_keys(spec, steps)
         if spec is None or self.problems:
             self.problems.sort(key=lambda p: (p.line or 0, p.column or 0))
             return None
         return CheckedJourney(spec=spec, steps=steps)
+
+    def _listener_keys(self, spec: JourneySpec, steps: list[CheckedStep]) -> None:
+        """A listener's own `key:` tells runs of a keyed journey apart; without a trigger
+        `key:` there is nothing to match it against."""
+        if spec.trigger.key is not None:
+            return
+        hint = ("add `key:` to the trigger (e.g. `key: \"{{ event.data.order_id }}\"`), "
+                "or remove this one") if spec.trigger.kind == "event" else (
+                "date and inactivity runs have no key; remove this one")
+        for index, rule in enumerate(spec.exit_on):
+            if rule.key is not None:
+                self.problems.append(self.smap.problem(
+                    ("exit_on", index, "key"), "`key:` on an `exit_on` rule needs a trigger "
+                    "`key:`", at_key=True, hint=hint))
+        stack = list(steps)
+        while stack:
+            step = stack.pop()
+            field = step.type.listen_key
+            if field is not None and getattr(step.params, field, None) is not None:
+                self.problems.append(self.smap.problem(
+                    (*step.path, step.type.name, field), f"`key:` on `{step.type.name}` "
+                    "needs a trigger `key:`", at_key=True, hint=hint))
+            for children in step.children.values():
+                stack.extend(children)
 
     def steps(self, items: list[Any], path: Path) -> list[CheckedStep]:
         """Validate a list of steps, recursing into nested lists."""

@@ -30,6 +30,7 @@ from tropa.dsl.plan import EventIn, Plan, RunInput
 from tropa.logs import get_logger
 from tropa.services.journeys import JourneyCatalogue
 from tropa.services.last_events import occurrence_runs, record_last_event
+from tropa.steps.builtin import registry
 from tropa.store.db import session_scope
 from tropa.store.models import ActiveRun, Customer, Event
 from tropa.workflows import search_attributes as sa_keys
@@ -171,7 +172,7 @@ class EventRouter:
         """Start runs this event triggers and signal runs that listen to it."""
         routed = Routed(status="accepted")
         catalogue = await self._catalogue.current()
-        context = {"event": event.model_dump(mode="json"), "customer": customer,
+        context = {"event": event.as_context(), "customer": customer,
                    "steps": {}, "journey": {}}
         triggered: set[str] = set()
         for plan in catalogue.triggers.get(event.type, []):
@@ -180,7 +181,11 @@ class EventRouter:
             if await self._trigger(plan, event, context, routed):
                 triggered.add(plan.journey)
         for plan in catalogue.listeners.get(event.type, []):
-            if plan.journey not in triggered:
+            if plan.journey in triggered:
+                continue
+            if plan.trigger.kind == "event" and plan.trigger.key is not None:
+                await self._signal_keyed(plan, event, context, routed)
+            else:
                 await self._signal(plan, event, routed)
         log.info("event_routed", event_type=event.type, started=len(routed.started),
                  signalled=len(routed.signalled), skipped=len(routed.skipped))
@@ -233,7 +238,7 @@ class EventRouter:
         customer = await run_in_threadpool(self._view, event.customer_id)
         if customer is None:
             return "customer gone"
-        context = {"event": event.model_dump(mode="json"), "customer": customer, "steps": {},
+        context = {"event": event.as_context(), "customer": customer, "steps": {},
                    "journey": {"name": plan.journey, "version": plan.version}}
         try:
             if plan.trigger.where and not evaluate(plan.trigger.where, context):
@@ -311,17 +316,80 @@ class EventRouter:
             ids = [run_id_for(plan, event.customer_id, None, event.event_id)]
         else:
             ids = await run_in_threadpool(self._active_runs, plan.journey, event.customer_id)
+        payload = event.keeping(plan.event_fields)
         for workflow_id in ids:
-            if workflow_id in routed.signalled:
-                continue
-            try:
-                await self._client.get_workflow_handle(workflow_id).signal(
-                    EVENT_SIGNAL, event.keeping(plan.event_fields))
-                routed.signalled.append(workflow_id)
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                await run_in_threadpool(self._forget_run, workflow_id)
+            await self._send_event(workflow_id, payload, routed)
+
+    async def _signal_keyed(self, plan: Plan, event: EventIn, context: dict[str, Any],
+                            routed: Routed) -> None:
+        """Signal only the run whose key this event renders to, naming the listeners it is
+        for: an `order.paid` of order 2 must not end or wake the run of order 1."""
+        context = {**context, "journey": {"name": plan.journey, "version": plan.version}}
+        rendered: dict[str, str | None] = {}  # template -> key (None: could not render)
+        by_key: dict[str, list[str]] = {}
+        for listener in registry().listeners(plan, event.type):
+            template = listener.key or plan.trigger.key
+            assert template is not None
+            if template not in rendered:
+                rendered[template] = await self._listener_key(plan, listener.name, template,
+                                                              context, routed)
+            key = rendered[template]
+            if key is not None:
+                by_key.setdefault(key, []).append(listener.name)
+        for key, names in by_key.items():
+            ids = ([run_id_for(plan, event.customer_id, key, event.event_id)]
+                   if plan.re_entry != "parallel" else
+                   await run_in_threadpool(self._keyed_parallel_runs, plan, event.customer_id,
+                                           key))
+            payload = event.keeping(plan.event_fields).model_copy(update={"listeners": names})
+            for workflow_id in ids:
+                await self._send_event(workflow_id, payload, routed)
+
+    async def _listener_key(self, plan: Plan, listener: str, template: str,
+                            context: dict[str, Any], routed: Routed) -> str | None:
+        """The key a listener's template renders this event to, bounded like a trigger's
+        key; None, with the reason in `skipped`, when it cannot be rendered."""
+        try:
+            key = await asyncio.wait_for(
+                run_in_threadpool(triggers.render_key, template, context,
+                                  f"the key of {listener}"), TRIGGER_TIMEOUT)
+        except ExpressionError as exc:
+            reason = f"{listener}: the key cannot be rendered on this event ({exc})"
+        except TimeoutError:
+            reason = f"{listener}: the key took longer than {TRIGGER_TIMEOUT:g} s"
+        else:
+            if key:
+                return key
+            reason = f"{listener}: the key renders empty on this event"
+        routed.skipped.append({"journey": plan.journey, "reason": reason})
+        return None
+
+    async def _send_event(self, workflow_id: str, event: EventIn, routed: Routed) -> None:
+        """Signal one run; a run that has ended leaves the index and is no error."""
+        if workflow_id in routed.signalled:
+            return
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal(EVENT_SIGNAL, event)
+            routed.signalled.append(workflow_id)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await run_in_threadpool(self._forget_run, workflow_id)
+
+    def _keyed_parallel_runs(self, plan: Plan, customer_id: str, key: str) -> list[str]:
+        """Runs of a keyed `parallel` journey with this key: `<prefix>/<key>/<trigger event
+        id>`. The rest after the prefix must be a trigger event of this customer, so the
+        runs of key `a/b` are not taken for runs of key `a`."""
+        prefix = run_id_for(plan, customer_id, key, "")
+        runs = [wid for wid in self._active_runs(plan.journey, customer_id)
+                if wid.startswith(prefix)]
+        if not runs:
+            return []
+        with session_scope(self._engine) as session:
+            triggers_seen = set(session.exec(select(Event.event_id).where(
+                Event.customer_id == customer_id, Event.type == plan.trigger.event,
+                Event.event_id.in_([wid[len(prefix):] for wid in runs]))))  # type: ignore[attr-defined]
+        return [wid for wid in runs if wid[len(prefix):] in triggers_seen]
 
     def _active_runs(self, journey: str, customer_id: str) -> list[str]:
         with session_scope(self._engine) as session:

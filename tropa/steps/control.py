@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 
 from tropa.dsl.durations import Duration
 from tropa.dsl.moments import Moment
+from tropa.dsl.triggers import literal_key_problem
 from tropa.steps.registry import StepType
 from tropa.workflows import control as flow
 
@@ -73,11 +74,28 @@ class WaitForParams(Params):
         json_schema_extra={"x-condition": True},
     )
     timeout: Duration = Field(description="How long to wait before `on_timeout`")
+    key: str | None = Field(
+        default=None,
+        description="In a journey with a trigger `key`: the template that renders this event "
+        "to the key of the run waiting for it, where its field differs from the trigger's "
+        "(default: the trigger's key template)",
+        examples=["{{ event.data.order.id }}"],
+        json_schema_extra={"x-template": True},
+    )
     on_timeout: StepList = Field(
         default_factory=list,
         description="Steps run when the event does not come in time",
         json_schema_extra={"x-steps": True, **_STEPS_SCHEMA},
     )
+
+
+    @field_validator("key")
+    @classmethod
+    def _short_key(cls, value: str | None) -> str | None:
+        problem = literal_key_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class BranchParams(Params):
@@ -163,6 +181,7 @@ CONTROL_STEPS: tuple[StepType, ...] = (
         label="Wait for event",
         description="Wait for an event of the customer; run `on_timeout` if it does not come",
         listens="event",
+        listen_key="key",
         ui={"icon": "inbox", "fields": {"timeout": _WAIT_HINT, "where": {"widget": "expression"}}},
         examples=({"wait_for": {"event": "order.placed", "timeout": "3d"}},),
     ),

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from tropa.dsl.plan import ActivityCall, Plan, PlanStep
+from tropa.dsl.plan import ActivityCall, Plan, PlanStep, exit_listener
 from tropa.logs import get_logger
 
 ENTRY_POINT_GROUP = "tropa.steps"
@@ -70,6 +70,9 @@ class StepType:
     needs one only when it is more than one call of `call` (`send`)."""
     listens: str | None = None
     """The parameter naming an event type this step waits for: runs get such events."""
+    listen_key: str | None = None
+    """The parameter holding the step's own key template: in a keyed journey it renders the
+    event to the key of the run it is for (default: the trigger's key template)."""
     ui: dict[str, Any] = field(default_factory=dict)
     examples: tuple[dict[str, Any], ...] = ()
 
@@ -98,6 +101,15 @@ def _marked(extra: Any) -> bool:
 def _list_models(annotation: Any) -> list[type[BaseModel]]:
     args = getattr(annotation, "__args__", ())
     return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Something in a run that reads signalled events: an `exit_on` rule or a listening step
+    (`name` as in `EventIn.listeners`), with its own key template, if any."""
+
+    name: str
+    key: str | None
 
 
 class Registry:
@@ -146,6 +158,19 @@ class Registry:
             if declared is not None and declared.listens and step.params.get(declared.listens):
                 types.add(str(step.params[declared.listens]))
         return types
+
+    def listeners(self, plan: Plan, event_type: str) -> list[Listener]:
+        """The listeners of a run of `plan` that `event_type` may reach, each with its own key
+        template (None: the trigger's): `exit_on` rules, then listening steps."""
+        found = [Listener(exit_listener(i), rule.key) for i, rule in enumerate(plan.exit_on)
+                 if rule.event == event_type]
+        for step in plan.walk():
+            declared = self.get(step.type)
+            if declared is not None and declared.listens and \
+                    step.params.get(declared.listens) == event_type:
+                key = step.params.get(declared.listen_key) if declared.listen_key else None
+                found.append(Listener(step.id, str(key) if key else None))
+        return found
 
     def activities(self, deps: WorkerDeps) -> list[Callable[..., Any]]:
         """The activity callables of every activity step type, built for a worker."""

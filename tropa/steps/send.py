@@ -80,6 +80,10 @@ class SendParams(Params):
     quiet_hours: QuietHours | None = Field(
         default=None, description="Wait outside these local hours (default: the system's "
         "quiet hours for marketing, none for service)")
+    connect_to: str | None = Field(
+        default=None, max_length=32, pattern=r"^\+[1-9][0-9]{6,14}$",
+        description="Voice: the operator's number (E.164) the robot offers to connect the "
+        "customer to", examples=["+74950000000"])
 
     @field_validator("channel")
     @classmethod
@@ -99,6 +103,9 @@ class SendParams(Params):
                              "WhatsApp)")
         if self.channel == "email" and not self.subject:
             raise ValueError("an email needs a `subject`")
+        if self.connect_to and self.channel != "voice":
+            raise ValueError("`connect_to` is for `channel: voice` (the robot call offers "
+                             "the operator); remove it from this send")
         return self
 
 

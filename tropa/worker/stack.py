@@ -31,6 +31,7 @@ from tropa.worker.devserver import (
     start_dev_server,
     wait_for_port,
 )
+from tropa.worker.example_series import declare_example_series
 from tropa.worker.loyalty_schedule import ensure_expiry_schedule
 from tropa.worker.schedules import ensure_schedules
 from tropa.worker.temporal_client import connect
@@ -109,6 +110,8 @@ async def run_stack(settings: Settings, examples: Path | None) -> None:
         await ensure_schedules(client, tcfg.task_queue)
         engine = open_database(settings)
         key = development_key(settings, engine)
+        if examples:
+            declare_example_series(engine, examples)
         published = publish_examples(engine, examples) if examples else []
         if not settings.delivery.receipts_base_url:
             # The sandbox posts delivery receipts back to this API, as a provider would.

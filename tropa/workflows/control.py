@@ -104,8 +104,9 @@ async def wait_for(run: Runtime, step: PlanStep) -> Done:
                 return "timed_out", params["timeout"], step.children.get("on_timeout", [])
             batch = run.inbox.since(seen)
             for event in batch:
-                if event.type == params["event"] and await run.holds(params.get("where"), event):
-                    run.remember(step, {"received": True, "event": event.model_dump(mode="json")})
+                if event.type == params["event"] and event.reaches(step.id) and \
+                        await run.holds(params.get("where"), event):
+                    run.remember(step, {"received": True, "event": event.as_context()})
                     return "received", event.event_id, []
             # Events that came while conditions were evaluated are looked at next round.
             seen = seen + len(batch) if run.versioned else run.inbox.end()

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RunRef,
         RunStatus,
         StepRecord,
+        exit_listener,
     )
     from tropa.steps.builtin import registry
     from tropa.steps.registry import StepHandler, StepType
@@ -239,9 +240,11 @@ class JourneyRun:
             await workflow.wait_condition(arrived)
             batch = self.inbox.since(seen)
             for event in batch:
-                for rule in rules:
-                    if rule.event == event.type and await self.holds(
-                            rule.where, event, label=f"exit_on {rule.event}"):
+                for index, rule in enumerate(rules):
+                    # In a keyed journey the router names the rules whose key matched this
+                    # run; an event of another order or cart passes this run by.
+                    if rule.event == event.type and event.reaches(exit_listener(index)) and \
+                            await self.holds(rule.where, event, label=f"exit_on {rule.event}"):
                         return f"exit_on {event.type}"
             seen = seen + len(batch) if self.versioned else self.inbox.end()
             self.inbox.advance(EXIT, seen)
@@ -389,7 +392,7 @@ class JourneyRun:
             return True
         context = self.context()
         if event is not None:
-            context["event"] = event.model_dump(mode="json")
+            context["event"] = event.as_context()
         try:
             return bool(await workflow.execute_local_activity(
                 "tropa.evaluate",
@@ -434,7 +437,7 @@ class JourneyRun:
         outputs = self._outputs if wanted is None else {
             k: v for k, v in self._outputs.items() if k in wanted}
         return {
-            "event": inp.trigger_event.model_dump(mode="json"),
+            "event": inp.trigger_event.as_context(),
             "steps": dict(outputs),
             "journey": {"name": inp.plan.journey, "version": inp.plan.version},
         }
