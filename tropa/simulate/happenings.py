@@ -19,9 +19,16 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from tropa.clock import ensure_aware
 from tropa.dsl.plan import RunStatus
-from tropa.store.loyalty_models import Coupon, CouponSeries, LoyaltyAccount, LoyaltyEntry
+from tropa.store.loyalty_models import (
+    Coupon,
+    CouponSeries,
+    LoyaltyAccount,
+    LoyaltyBucket,
+    LoyaltyEntry,
+)
 from tropa.store.loyalty_models import LoyaltyOperation as Op
 from tropa.store.models import Event, Message
+from tropa.store.task_models import Task
 from tropa.store.trigger_models import TriggerClaim
 
 Happening = dict[str, Any]
@@ -29,7 +36,7 @@ MESSAGE_STATUS = {"accepted": "delivered", "delivered": "delivered",
                   "sent_unconfirmed": "delivered", "suppressed": "suppressed"}
 OPERATION = {"accrual": "accrue", "write_off": "write_off", "expiry": "expire",
              "cancel": "cancel"}
-RANK = {"run_started": 0, "step": 1, "message": 2, "loyalty": 2, "run_ended": 3}
+RANK = {"run_started": 0, "step": 1, "message": 2, "loyalty": 2, "task": 2, "run_ended": 3}
 END = 10**6  # sorts after every step of a run
 
 
@@ -163,17 +170,27 @@ def _ledger_and_messages(engine: sa.Engine, customer_id: str,
         for row in conn.execute(sa.select(m).where(m.customer_id == customer_id)
                                 .order_by(m.id)).mappings():
             status = MESSAGE_STATUS.get(row["status"], "cancelled")
-            at = ensure_aware(row["updated_at"] if status == "delivered" else row["created_at"])
+            at = ensure_aware(row["created_at"])  # when the send went out (the first attempt)
             happening: Happening = {
                 "at": iso(at), "kind": "message", "run": row["workflow_id"],
                 "step": row["step_id"], "channel": row["channel"], "text": row["text"],
                 "status": status, "provider_status": row["status"]}
+            if status == "delivered":
+                happening["delivered_at"] = iso(row["updated_at"])
             if row["subject"]:
                 happening["subject"] = row["subject"]
             if row["reason"]:
                 happening["reason"] = row["reason"]
             out.append((at, happening))
         out += _ledger(conn, customer_id, runs)
+        t = Task.__table__.c  # type: ignore[attr-defined]
+        for row in conn.execute(sa.select(t).where(t.customer_id == customer_id)
+                                .order_by(t.id)).mappings():
+            at = ensure_aware(row["created_at"])
+            out.append((at, {
+                "at": iso(at), "kind": "task", "run": row["workflow_id"], "step": row["step_id"],
+                "assignee": row["assignee"], "text": row["text"],
+                "due_at": iso(row["due_at"]) if row["due_at"] else None}))
     return out
 
 
@@ -182,8 +199,12 @@ def _ledger(conn: sa.Connection, customer_id: str,
     """Each operation with the account's balance after it; each coupon issued."""
     ops, entries = Op.__table__.c, LoyaltyEntry.__table__.c  # type: ignore[attr-defined]
     accounts = LoyaltyAccount.__table__.c  # type: ignore[attr-defined]
+    buckets = LoyaltyBucket.__table__.c  # type: ignore[attr-defined]
     rows = conn.execute(
         sa.select(ops.id, ops.kind, ops.amount, ops.reason, ops.source, ops.created_at,
+                  sa.select(sa.func.max(buckets.expires_at))
+                  .where(buckets.operation_id == ops.id, ops.kind == "accrual")
+                  .scalar_subquery().label("expires_at"),
                   accounts.kind.label("account"),
                   sa.select(sa.func.coalesce(sa.func.sum(entries.amount), 0))
                   .where(entries.account_id == ops.account_id, entries.operation_id <= ops.id)
@@ -201,6 +222,8 @@ def _ledger(conn: sa.Connection, customer_id: str,
             "step": source.get("step"), "operation": OPERATION.get(row["kind"], row["kind"]),
             "amount": int(row["amount"]), "balance": int(row["balance"]),
             "account": row["account"], "reason": row["reason"]}
+        if row["expires_at"] is not None:
+            happening["expires_at"] = iso(row["expires_at"])
         out.append((at, happening))
     coupons, series = Coupon.__table__.c, CouponSeries.__table__.c  # type: ignore[attr-defined]
     for row in conn.execute(sa.select(coupons, series.value)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from tropa.api.schemas.customers import CustomerUpsert
@@ -18,6 +19,7 @@ from tropa.clock import utcnow
 from tropa.dsl.compiler import compile_journey
 from tropa.dsl.plan import EventIn, Plan
 from tropa.errors import SimulationInvalid
+from tropa.loyalty.coupons import SeriesSpec
 
 # A simulated span longer than this is refused: five years cover every yearly journey twice
 # over, and a longer one would hold a simulation slot for minutes.
@@ -38,6 +40,8 @@ class Simulation:
     until: datetime
     start: datetime | None = None
     events: list[EventIn] = field(default_factory=list)
+    coupon_series: list[SeriesSpec] = field(default_factory=list)
+    """Series the journey issues coupons from, declared in the throwaway database first."""
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -141,20 +145,47 @@ def check_span(start: datetime | None, until: datetime, events: list[EventIn]) -
         problems.append(f"--until {until.isoformat()}: at most {MAX_SPAN.days} days can be "
                         "simulated at once; give an earlier --until")
     for event in events:
-        if not begin <= event.occurred_at <= until:
+        # Events from before the start are history (past purchases): delivered at the start.
+        if event.occurred_at > until:
             problems.append(f"event {event.event_id!r}: occurred_at "
-                            f"{event.occurred_at.isoformat()} lies outside the simulated span "
-                            f"{begin.isoformat(timespec='seconds')} .. {until.isoformat()}; "
-                            "move it inside or widen --from/--until")
+                            f"{event.occurred_at.isoformat()} lies after --until "
+                            f"{until.isoformat()}; "
+                            "move it into the span or give a later --until")
     if problems:
         raise SimulationInvalid(problems)
 
 
+def check_series(items: Any, source: str) -> list[SeriesSpec]:
+    """Coupon series as `POST /v1/loyalty/coupon-series` takes them, a list."""
+    if not isinstance(items, list):
+        raise SimulationInvalid([f"{source}: give a list of coupon series as POST "
+                                 "/v1/loyalty/coupon-series takes them"])
+    series, problems = [], []
+    for i, item in enumerate(items):
+        try:
+            series.append(SeriesSpec.model_validate(item))
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, f"{source}[{i}]")
+    if problems:
+        raise SimulationInvalid(problems)
+    return series
+
+
+def read_series(text: str, source: str) -> list[SeriesSpec]:
+    """`check_series` of a YAML (or JSON) file's text."""
+    try:
+        items = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SimulationInvalid([f"{source}: not YAML: {exc}"]) from None
+    return check_series(items or [], source)
+
+
 def prepare(journey_yaml: str, journey_source: str, customer_id: str,
             customer: dict[str, Any], events: list[EventIn], start: datetime | None,
-            until: datetime) -> Simulation:
+            until: datetime, coupon_series: list[SeriesSpec] | None = None) -> Simulation:
     """A checked simulation; JourneyInvalid (caret errors) or SimulationInvalid otherwise."""
     plan = compile_journey(journey_yaml, journey_source)
     check_span(start, until, events)
     return Simulation(plan=plan, journey_yaml=journey_yaml, customer_id=customer_id,
-                      customer=customer, start=start, until=until, events=events)
+                      customer=customer, start=start, until=until, events=events,
+                      coupon_series=coupon_series or [])

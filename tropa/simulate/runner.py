@@ -42,6 +42,7 @@ from tropa.clock import following, utcnow
 from tropa.customers.audit import Actor, acting
 from tropa.dsl.plan import EventIn
 from tropa.logs import get_logger
+from tropa.loyalty.coupons import create_series
 from tropa.sandbox.app import Sandbox, create_sandbox_app
 from tropa.services import customers, journeys
 from tropa.services.events import EventRouter
@@ -196,10 +197,14 @@ class _Simulator:
                     return await collect(env.client, self.engine, self.sim.customer_id)
 
     def _set_up(self) -> None:
-        """Publish the journey and write the customer, at the simulated start."""
+        """Publish the journey, declare its coupon series and write the customer, at the
+        simulated start."""
         with session_scope(self.engine) as session:
             row = journeys.create_version(session, self.sim.journey_yaml)
             journeys.publish(session, row.journey, row.version)
+        for spec in self.sim.coupon_series:
+            with session_scope(self.engine) as session:
+                create_series(session, spec)
         with acting(SIMULATOR), session_scope(self.engine) as session:
             customers.upsert(session, customer_id=self.sim.customer_id,
                              data=dict(self.sim.customer))
@@ -231,6 +236,7 @@ class _Simulator:
                                      events[0].occurred_at if events else None,
                                      timed[0].at if timed else None, rf[0] if rf else None)
                          if t is not None)
+            target = max(target, now)  # events from before the start are delivered at it
             await self._advance(env, target)
             now = target
             while events and events[0].occurred_at <= now:

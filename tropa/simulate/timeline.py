@@ -10,7 +10,7 @@ from tropa.simulate.happenings import Happening
 
 # Steps whose effect has a line of its own (the message, the ledger operation): their step
 # line would say the same again.
-SHOWN_BY_EFFECT = {"send", "accrue_bonus", "write_off_bonus", "issue_coupon"}
+SHOWN_BY_EFFECT = {"send", "accrue_bonus", "write_off_bonus", "issue_coupon", "create_task"}
 
 
 def json_lines(happenings: list[Happening]) -> str:
@@ -39,6 +39,9 @@ def line(happening: Happening, zone: ZoneInfo) -> str | None:
                 f"{happening['text']}")
     if kind == "loyalty":
         return _loyalty(happening, when, zone)
+    if kind == "task":
+        due = f" (due {local(happening['due_at'], zone)})" if happening.get("due_at") else ""
+        return f"{when}  task for {happening['assignee']}{due}: {happening['text']}"
     if happening["type"] in SHOWN_BY_EFFECT and happening["outcome"] not in ("failed",
                                                                             "running"):
         return None

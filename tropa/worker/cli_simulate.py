@@ -13,6 +13,7 @@ from pathlib import Path
 from tropa.errors import JourneyInvalid, SimulationInvalid
 from tropa.logs import configure
 from tropa.settings import get_settings
+from tropa.worker.example_series import SERIES_FILE
 
 
 def _moment(option: str, value: str | None) -> datetime | None:
@@ -54,9 +55,13 @@ def _simulate(args: argparse.Namespace) -> int:
                                                      str(customer_path))
         events = inputs.read_events(_read(Path(args.events), "events JSON Lines"),
                                     args.events, customer_id) if args.events else []
+        series_file = Path(args.coupon_series) if args.coupon_series else \
+            journey.parent / SERIES_FILE
+        series = inputs.read_series(_read(series_file, "coupon series YAML"), str(series_file)) \
+            if args.coupon_series or series_file.is_file() else []
         sim = inputs.prepare(_read(journey, "journey YAML"), str(journey), customer_id,
                              customer, events, _moment("--from", args.start),
-                             _until(args.until))
+                             _until(args.until), series)
     except JourneyInvalid as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -88,6 +93,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     s.add_argument("--from", dest="start", metavar="TIME",
                    help="start of the simulated span (default: now; only the future)")
     s.add_argument("--until", required=True, metavar="TIME", help="end of the simulated span")
+    s.add_argument("--coupon-series", metavar="SERIES.yaml",
+                   help="coupon series the journey issues from, a list as POST "
+                   "/v1/loyalty/coupon-series takes them (default: loyalty/coupon-series.yaml "
+                   "beside the journey, if there is one)")
     s.add_argument("--json", action="store_true",
                    help="print JSON Lines, one happening a line, instead of the timeline")
     s.set_defaults(func=_simulate)

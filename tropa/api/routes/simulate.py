@@ -43,6 +43,9 @@ class SimulateRequest(BaseModel):
     events: list[dict[str, Any]] = Field(
         default_factory=list, max_length=inputs.MAX_EVENTS,
         description="Events as POST /v1/events takes them, each delivered at its occurred_at")
+    coupon_series: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=100, description="Coupon series the journey issues "
+        "from, as POST /v1/loyalty/coupon-series takes them")
     start: AwareDatetime | None = Field(default=None, alias="from",
                                         description="Start of the span; default now, only the "
                                         "future")
@@ -77,8 +80,9 @@ def _prepare(body: SimulateRequest) -> Simulation:
     customer_id, customer = inputs.check_customer(body.customer, "$.customer")
     events = inputs.check_events([(f"$.events[{i}]", e) for i, e in enumerate(body.events)],
                                  customer_id)
+    series = inputs.check_series(body.coupon_series, "$.coupon_series")
     return inputs.prepare(body.journey, "<request>", customer_id, customer, events, body.start,
-                          body.until)
+                          body.until, series)
 
 
 @router.post(":simulate", response_model=SimulateResult, dependencies=[Depends(require("read"))],
