@@ -266,3 +266,50 @@ async def test_api_refuses_bad_input_and_too_many_at_once(client: httpx.AsyncCli
             "journey": journey, "customer": ANNA, "until": later})
     assert busy.status_code == 429
     assert busy.json()["detail"] == "2 simulations are running; try again when one has finished"
+
+
+def test_cli_webhooks_reach_the_sandbox_not_the_receiver(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The receiver's name does not even resolve: the call goes to the simulation's sandbox,
+    and the run reads as it would in production."""
+    journey = write(tmp_path, "hook.yaml", (
+        "journey: hook\ntrigger: {event: lead.created}\nsteps:\n"
+        "  - webhook: {url: \"https://crm.invalid/hooks/lead\", "
+        "body: {customer: \"{{ customer.id }}\"}}\n"))
+    day = date(datetime.now(UTC).year + 1, 3, 1)
+    code, out, err = cli(capsys, "simulate", journey, "--customer",
+                         write(tmp_path, "boris.json", BORIS), "--events",
+                         write(tmp_path, "e.jsonl", [{
+                             "event_id": "lead-1", "type": "lead.created",
+                             "customer_id": "c-cart", "occurred_at": f"{day}T10:00:00Z"}]),
+                         "--from", f"{day}T00:00:00Z", "--until", f"{day}T12:00:00Z", "--json")
+    assert code == 0, err
+    steps = [json.loads(line) for line in out.splitlines() if '"kind": "step"' in line]
+    assert [(s["at"][:16], s["outcome"], s["detail"]) for s in steps] == [
+        (f"{day}T10:00", "called", "POST crm.invalid: 200")]
+
+
+async def test_the_simulated_clock_is_the_simulation_s_alone() -> None:
+    """A simulation inside the API process moves `utcnow()` for its own tasks and threads
+    only; the requests served beside it keep the wall clock."""
+    from tropa.clock import following, utcnow
+
+    moment = datetime(2031, 5, 1, 10, tzinfo=UTC)
+    inside = asyncio.Event()
+    seen: dict[str, datetime] = {}
+
+    async def simulation() -> None:
+        with following(lambda: moment):
+            seen["task"] = utcnow()
+            seen["thread"] = await asyncio.to_thread(utcnow)
+            inside.set()
+            await asyncio.sleep(0)  # the request beside it runs while this context is on
+
+    async def request() -> None:
+        await inside.wait()
+        seen["beside"] = utcnow()
+
+    await asyncio.gather(simulation(), request())
+    assert seen["task"] == seen["thread"] == moment
+    assert abs(seen["beside"] - datetime.now(UTC)) < timedelta(minutes=1)
+    assert abs(utcnow() - datetime.now(UTC)) < timedelta(minutes=1)

@@ -81,7 +81,8 @@ def test_server_path() -> str:
 
 def simulation_settings(base: Settings, folder: Path, sandbox_port: int) -> Settings:
     """`base` (policy, loyalty programme, delivery rules) with everything external replaced:
-    a database in `folder`, every channel on the in-process sandbox, no receipts URL."""
+    a database in `folder`, every channel and every webhook on the in-process sandbox, no
+    receipts URL."""
     s = base.model_copy(deep=True)
     s.data_dir = folder
     s.database.url = f"sqlite:///{folder / 'tropa.db'}"
@@ -93,6 +94,7 @@ def simulation_settings(base: Settings, folder: Path, sandbox_port: int) -> Sett
     s.delivery.receipts_base_url = ""
     s.temporal.task_queue = f"simulate-{uuid.uuid4().hex[:12]}"
     s.webhook.allowed_hosts = [f"127.0.0.1:{sandbox_port}"]
+    s.webhook.sink_url = f"http://127.0.0.1:{sandbox_port}/sandbox/webhooks"
     return s
 
 
