@@ -228,6 +228,29 @@ async def test_api_simulates_the_abandoned_cart(client: httpx.AsyncClient) -> No
                               "reason": "exit_on order.placed"}
 
 
+async def test_api_simulates_two_birthdays_of_a_feb_29_customer(
+        client: httpx.AsyncClient) -> None:
+    year = leap_pair()
+    response = await client.post("/v1/journeys:simulate", json={
+        "journey": (EXAMPLES / "birthday-bonus.yaml").read_text(), "customer": ANNA,
+        "from": f"{year}-02-01T00:00:00Z", "until": f"{year + 1}-12-31T00:00:00Z"},
+        timeout=120)
+    assert response.status_code == 200, response.text
+    happenings = response.json()["happenings"]
+    for h in happenings:
+        assert KEYS[h["kind"]] <= set(h), h
+    eves = [date(y, 2, 28 if calendar.isleap(y) else 27) for y in (year, year + 1)]
+    assert [(h["at"][:16], h["operation"], h["amount"], h["balance"]) for h in happenings
+            if h["kind"] == "loyalty"] == [
+        row for eve in eves for row in (
+            (f"{eve}T07:00", "accrue", 500, 500),  # 10:00 in Moscow
+            (f"{eve + timedelta(days=14)}T08:00", "expire", 500, 0))]
+    assert [(h["at"][:16], h["status"]) for h in happenings if h["kind"] == "message"] == [
+        (f"{eve}T07:00", "delivered") for eve in eves]
+    assert [(h["run"], h["state"]) for h in happenings if h["kind"] == "run_ended"] == [
+        (f"journey/birthday-bonus/c-leap/{eve.year}", "completed") for eve in eves]
+
+
 async def test_api_refuses_bad_input_and_too_many_at_once(client: httpx.AsyncClient) -> None:
     later = f"{datetime.now(UTC).year + 2}-01-01T00:00:00Z"
     journey = (EXAMPLES / "birthday-bonus.yaml").read_text()
