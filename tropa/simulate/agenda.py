@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from tropa.dsl.durations import parse_duration
 from tropa.dsl.plan import Plan
 from tropa.steps.builtin import registry
 from tropa.store.loyalty_models import LoyaltyBucket
@@ -26,6 +27,7 @@ from tropa.triggers import due as find
 from tropa.triggers.calendar import LocalDay
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 RF_DAILY_AT = time(0, 15)  # tropa.worker.schedules: "15 0 * * *"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -63,16 +65,48 @@ def time_trigger_ticks(plan: Plan, zone: str, start: datetime, until: datetime) 
         day += timedelta(days=1)
 
 
+def idle_ticks(engine: sa.Engine, plan: Plan, ticks: list[Tick], before: datetime) -> int:
+    """How many of the leading `ticks` (those before `before`) would find nothing due; one
+    connection for them all."""
+    count = 0
+    with engine.connect() as conn:
+        for tick in ticks:
+            if tick.at >= before or tick.day is None or _due(conn, plan, tick.day):
+                break
+            count += 1
+    return count
+
+
+def _due(conn: sa.Connection, plan: Plan, day: LocalDay) -> bool:
+    if plan.trigger.date is not None:
+        return bool(find.date_page(conn, plan.trigger.date, day, limit=1)[0])
+    idle = plan.trigger.inactivity
+    assert idle is not None
+    return bool(find.inactivity_page(conn, idle, day, limit=1)[0]
+                or find.never_page(conn, idle, day, limit=1)[0])
+
+
 def anything_due(engine: sa.Engine, plan: Plan, day: LocalDay) -> bool:
     """Whether the sweep's own look-ups find an occurrence of `plan` on the local `day`; a
     sweep that would find none is not worth a workflow (one customer, most days)."""
     with engine.connect() as conn:
-        if plan.trigger.date is not None:
-            return bool(find.date_page(conn, plan.trigger.date, day, limit=1)[0])
-        idle = plan.trigger.inactivity
-        assert idle is not None
-        return bool(find.inactivity_page(conn, idle, day, limit=1)[0]
-                    or find.never_page(conn, idle, day, limit=1)[0])
+        return _due(conn, plan, day)
+
+
+def step_cap(plan: Plan, notice: timedelta) -> timedelta | None:
+    """How far the clock may run between two looks at the ledger, so that no burn or notice
+    of a bucket this journey accrues in between is passed over: the shortest time from an
+    accrual to its notice (at least a day). None: the journey accrues nothing that burns
+    (purchases may accrue too, but they come with events, where the clock stops anyway)."""
+    caps = []
+    for step in plan.walk():
+        if step.type != "accrue_bonus":
+            continue
+        if step.params.get("expires_at"):
+            caps.append(DAY)
+        elif step.params.get("expires_in"):
+            caps.append(max(DAY, parse_duration(str(step.params["expires_in"])) - notice))
+    return min(caps) if caps else None
 
 
 def uses_segments(plan: Plan) -> bool:

@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import itertools
 import shutil
 import socket
 import sys
@@ -62,10 +63,6 @@ from tropa.workflows.time_triggers import TimeTriggersHourly
 
 log = get_logger("simulate")
 SIMULATOR = Actor("system", name="tropa simulate")
-# The clock stops at least once a simulated day, so a bucket accrued in between is seen by the
-# burn sweep's agenda before its burn (a burn due sooner than a day after its accrual may come
-# up to a day late; no shipped journey burns that fast).
-MAX_STEP = timedelta(days=1)
 PROVIDER_URLS = ("sms_url", "email_url", "whatsapp_url", "telegram_url", "push_url", "voice_url")
 
 
@@ -230,11 +227,21 @@ class _Simulator:
         loyalty = self.settings.loyalty
         every = timedelta(seconds=loyalty.expiry_sweep_seconds)
         notice = timedelta(days=loyalty.expiring_notice_days)
+        # The clock stops often enough for the burn sweep's agenda to see a bucket accrued in
+        # between before its notice and burn (see agenda.step_cap).
+        cap = agenda.step_cap(plan, notice)
         now = start
         while True:
+            # Hourly sweeps that would find nothing are dropped without stopping the clock
+            # there; only up to the next event, which may change what is due.
+            horizon = events[0].occurred_at if events else until
+            idle = await asyncio.to_thread(agenda.idle_ticks, self.engine, plan,
+                                           list(itertools.islice(timed, 400)), horizon)
+            for _ in range(idle):
+                timed.popleft()
             expiry = await asyncio.to_thread(agenda.next_expiry_tick, self.engine, now, every,
                                              notice)
-            target = min(t for t in (until, now + MAX_STEP, expiry,
+            target = min(t for t in (until, now + cap if cap else None, expiry,
                                      events[0].occurred_at if events else None,
                                      timed[0].at if timed else None, rf[0] if rf else None)
                          if t is not None)
