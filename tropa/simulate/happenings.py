@@ -41,8 +41,10 @@ END = 10**6  # sorts after every step of a run
 
 
 def iso(moment: datetime) -> str:
-    """UTC ISO 8601 with a `Z`, to the second's fraction the source had."""
-    return ensure_aware(moment).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """UTC ISO 8601 with a `Z`, always to the millisecond (the server's precision), so the
+    texts sort as the moments do."""
+    utc = ensure_aware(moment).astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def collect(client: Client, engine: sa.Engine, customer_id: str) -> list[Happening]:
