@@ -336,3 +336,30 @@ async def test_the_simulated_clock_is_the_simulation_s_alone() -> None:
     assert seen["task"] == seen["thread"] == moment
     assert abs(seen["beside"] - datetime.now(UTC)) < timedelta(minutes=1)
     assert abs(utcnow() - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_cli_a_key_triggered_again_shows_every_run(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The same cart after its run completed starts a new execution under the same workflow
+    id; changed again while that one waits, it restarts it (continue-as-new): three runs."""
+    journey = write(tmp_path, "kc.yaml", (
+        "journey: kc\ntrigger: {event: cart.updated, key: \"{{ event.data.cart_id }}\"}\n"
+        "re_entry: restart\nsteps:\n  - wait: 1h\n"
+        "  - send: {channel: sms, text: \"cart {{ event.event_id }}\"}\n"))
+    day = date(datetime.now(UTC).year + 1, 4, 1)
+    events = [{"event_id": f"e{n}", "type": "cart.updated", "customer_id": "c-cart",
+               "occurred_at": f"{day}T{at}:00Z", "data": {"cart_id": "K1"}}
+              for n, at in ((1, "08:00"), (2, "12:00"), (3, "12:30"))]
+    code, out, err = cli(capsys, "simulate", journey, "--customer",
+                         write(tmp_path, "boris.json", BORIS), "--events",
+                         write(tmp_path, "e.jsonl", events), "--from", f"{day}T00:00:00Z",
+                         "--until", f"{day}T18:00:00Z", "--json")
+    assert code == 0, err
+    seen = [(h["at"][11:16], h["kind"], h.get("text") or h.get("reason"))
+            for h in map(json.loads, out.splitlines()) if h["kind"] != "step"]
+    assert seen == [
+        ("08:00", "run_started", None), ("09:00", "message", "cart e1"),
+        ("09:00", "run_ended", "all steps done"),
+        ("12:00", "run_started", None), ("12:30", "run_ended", "restarted by event e3"),
+        ("12:30", "run_started", None), ("13:30", "message", "cart e3"),
+        ("13:30", "run_ended", "all steps done")]

@@ -1,6 +1,7 @@
 """What a simulation did, read back from where it really happened, never from the plan:
-- runs and steps: each run's workflow executions (the continue-as-new chain, found through the
-  history) and the `status` query of each, which replays its history;
+- runs and steps: every execution the simulation started (recorded by `recorder`), its
+  continue-as-new chain (found through the histories) and the `status` query of each run,
+  which replays its history;
 - messages: the message log (`messages`), with the status the delivery left;
 - loyalty: the ledger's operations with the balance after each, and the coupons issued.
 
@@ -27,9 +28,8 @@ from tropa.store.loyalty_models import (
     LoyaltyEntry,
 )
 from tropa.store.loyalty_models import LoyaltyOperation as Op
-from tropa.store.models import Event, Message
+from tropa.store.models import Message
 from tropa.store.task_models import Task
-from tropa.store.trigger_models import TriggerClaim
 
 Happening = dict[str, Any]
 MESSAGE_STATUS = {"accepted": "delivered", "delivered": "delivered",
@@ -38,6 +38,7 @@ OPERATION = {"accrual": "accrue", "write_off": "write_off", "expiry": "expire",
              "cancel": "cancel"}
 RANK = {"run_started": 0, "step": 1, "message": 2, "loyalty": 2, "task": 2, "run_ended": 3}
 END = 10**6  # sorts after every step of a run
+MAX_CHAIN = 10_000  # runs of one execution read back, far beyond any simulated span
 
 
 def iso(moment: datetime) -> str:
@@ -47,13 +48,16 @@ def iso(moment: datetime) -> str:
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def collect(client: Client, engine: sa.Engine, customer_id: str) -> list[Happening]:
-    """Every happening of the simulation, in time order."""
+async def collect(client: Client, engine: sa.Engine, customer_id: str,
+                  started: list[tuple[str, str]]) -> list[Happening]:
+    """Every happening of the simulation, in time order; `started` are the executions the
+    simulation started (workflow id, run id), journey runs and sweeps alike."""
     found: list[tuple[tuple[Any, ...], Happening]] = []
     steps: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
-    runs = await asyncio.to_thread(_workflow_ids, engine)
-    for workflow_id in sorted(runs):
-        for key, happening in await _runs(client, workflow_id):
+    executions = [(w, r) for w, r in dict.fromkeys(started) if w.startswith("journey/")]
+    runs = {w for w, _ in executions}
+    for workflow_id, first_run in executions:
+        for key, happening in await _runs(client, workflow_id, first_run):
             found.append((key, happening))
             if happening["kind"] == "step":
                 steps.setdefault((workflow_id, happening["step"]), []).append(
@@ -76,32 +80,20 @@ def _step_index(steps: dict[tuple[str, str], list[tuple[datetime, int]]], run: s
     return max(started) if started else END - 1
 
 
-def _workflow_ids(engine: sa.Engine) -> set[str]:
-    """The journey runs the simulation started: those the router started or signalled for an
-    event, and those the hourly sweep claimed."""
-    ids: set[str] = set()
-    with engine.connect() as conn:
-        for (routed,) in conn.execute(sa.select(Event.__table__.c.routed_to)):  # type: ignore[attr-defined]
-            ids.update(routed or [])
-        claims = TriggerClaim.__table__.c  # type: ignore[attr-defined]
-        ids.update(conn.execute(sa.select(claims.workflow_id)).scalars())
-    return {i for i in ids if i.startswith("journey/")}
-
-
-async def _chain(client: Client, workflow_id: str) -> list[str]:
-    """The run ids of one workflow id, oldest first, following continue-as-new back."""
+async def _chain(client: Client, workflow_id: str, first_run: str) -> list[str]:
+    """The run ids of one execution, from its first run on, following continue-as-new."""
     chain: list[str] = []
-    run_id: str | None = (await client.get_workflow_handle(workflow_id).describe()).run_id
-    while run_id:
+    run_id: str | None = first_run
+    while run_id and len(chain) < MAX_CHAIN:
         chain.append(run_id)
-        previous = None
+        following = None
         async for event in client.get_workflow_handle(
                 workflow_id, run_id=run_id).fetch_history_events():
-            attrs = event.workflow_execution_started_event_attributes
-            previous = attrs.continued_execution_run_id or None
-            break
-        run_id = previous
-    return chain[::-1]
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                following = event.workflow_execution_continued_as_new_event_attributes\
+                    .new_execution_run_id or None
+        run_id = following
+    return chain
 
 
 async def _first_task(client: Client, workflow_id: str, run_id: str) -> datetime | None:
@@ -113,21 +105,25 @@ async def _first_task(client: Client, workflow_id: str, run_id: str) -> datetime
     return None
 
 
-async def _runs(client: Client, workflow_id: str) -> list[tuple[tuple[Any, ...], Happening]]:
-    """run_started, step and run_ended happenings of every execution of `workflow_id`."""
+async def _runs(client: Client, workflow_id: str,
+                first_run: str) -> list[tuple[tuple[Any, ...], Happening]]:
+    """run_started, step and run_ended happenings of one execution of `workflow_id` (a
+    restart by a new trigger continues it as new, so one execution may hold several runs).
+    Each key's third part is the happening's place in the execution: at the same moment,
+    a run's end comes before the next run's start, a step before the next step."""
     out: list[tuple[tuple[Any, ...], Happening]] = []
     seen: set[tuple[str, datetime]] = set()
     fresh = True
-    for run_id in await _chain(client, workflow_id):
+    for run_id in await _chain(client, workflow_id, first_run):
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         description = await handle.describe()
         status: RunStatus = await handle.query("status", result_type=RunStatus)
         if fresh:
             began = await _first_task(client, workflow_id, run_id) or description.start_time
-            out.append(((began, workflow_id, -1, RANK["run_started"]), {
+            out.append(((began, workflow_id, len(out), RANK["run_started"]), {
                 "at": iso(began), "kind": "run_started", "run": workflow_id,
                 "journey": status.journey, "version": status.version}))
-        for index, record in enumerate(status.steps):
+        for record in status.steps:
             if (record.step_id, record.started_at) in seen:
                 continue  # carried over by continue-as-new
             seen.add((record.step_id, record.started_at))
@@ -136,16 +132,18 @@ async def _runs(client: Client, workflow_id: str) -> list[tuple[tuple[Any, ...],
                 "step": record.step_id, "type": record.type, "outcome": record.outcome,
                 "detail": record.detail,
                 "finished_at": iso(record.finished_at) if record.finished_at else None}
-            out.append(((record.started_at, workflow_id, index, RANK["step"]), happening))
+            out.append(((record.started_at, workflow_id, len(out), RANK["step"]), happening))
         closed = description.status != WorkflowExecutionStatus.RUNNING
         # A run continued as new to keep its history small goes on in the next one; one that
         # ended (or was restarted by a new trigger) has a final state.
         fresh = closed and status.state != "running"
         if fresh:
-            ended = description.close_time or (status.steps[-1].finished_at if status.steps
-                                               else description.start_time)
+            # The last step's end is the run's own clock; a restarted run's close time comes
+            # after its successor has begun.
+            last = status.steps[-1].finished_at if status.steps else None
+            ended = last or description.close_time or description.start_time
             assert ended is not None
-            out.append(((ended, workflow_id, END, RANK["run_ended"]), {
+            out.append(((ended, workflow_id, len(out), RANK["run_ended"]), {
                 "at": iso(ended), "kind": "run_ended", "run": workflow_id,
                 "state": status.state, "reason": _reason(status)}))
     return out

@@ -54,6 +54,7 @@ from tropa.simulate import agenda
 from tropa.simulate.clock import SimulatedClock
 from tropa.simulate.happenings import Happening, collect
 from tropa.simulate.inputs import Simulation
+from tropa.simulate.recorder import StartedRuns
 from tropa.store.db import make_engine, migrate, session_scope
 from tropa.worker.worker import workers_running
 from tropa.workflows import search_attributes as sa_keys
@@ -183,17 +184,23 @@ class _Simulator:
             test_server_existing_path=test_server_path(),
             data_converter=pydantic_data_converter, runtime=quiet_runtime())
         async with env:
-            await register_search_attributes(env.client)
+            # Everything starts runs through this client, so every execution is on record.
+            started = StartedRuns()
+            config = env.client.config()
+            config["interceptors"] = [started]
+            client = Client(**config)
+            await register_search_attributes(client)
             # The server's clock starts at the wall clock; `--from` lies ahead of it.
             self.clock.at = await env.get_current_time()
             start = max(self.sim.start or self.clock.at, self.clock.at)
             with env.auto_time_skipping_disabled():
                 await self._advance(env, start)
                 await asyncio.to_thread(self._set_up)
-                async with workers_running(env.client, self.settings, self.engine,
+                async with workers_running(client, self.settings, self.engine,
                                            task_queue=self.queue):
-                    await self._drive(env, start)
-                    return await collect(env.client, self.engine, self.sim.customer_id)
+                    await self._drive(env, client, start)
+                    return await collect(client, self.engine, self.sim.customer_id,
+                                         started.runs)
 
     def _set_up(self) -> None:
         """Publish the journey, declare its coupon series and write the customer, at the
@@ -215,9 +222,8 @@ class _Simulator:
             await env.sleep(ahead)
         self.clock.at = max(target, self.clock.at)
 
-    async def _drive(self, env: WorkflowEnvironment, start: datetime) -> None:
+    async def _drive(self, env: WorkflowEnvironment, client: Client, start: datetime) -> None:
         sim, plan, until = self.sim, self.sim.plan, self.sim.until
-        client = env.client
         router = EventRouter(self.engine, client, JourneyCatalogue(self.engine, max_age_seconds=0),
                              self.queue)
         events = deque(sim.events)
