@@ -159,3 +159,16 @@ class AudienceNotFound(TropaError):
         self.name = name
         super().__init__(f"saved audience `{name}` does not exist; list them with "
                          "GET /v1/audiences or save it with PUT /v1/audiences/{name}")
+
+
+class SimulationInvalid(TropaError):
+    """A simulation's input is wrong (customer, events, time span); each item names the place
+    (file:line, JSON path, option) and the fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class SimulationBusy(TropaError):
+    """As many simulations as allowed are running already."""

@@ -182,6 +182,10 @@ class WebhookSettings(BaseSettings):
         description='Hosts webhooks may call although they resolve to internal addresses, '
         'as JSON: ["crm.internal", "127.0.0.1:8025", "10.20.0.0/16"] (a name, a host:port or '
         'an IP network)')
+    sink_url: str = Field(
+        default="", description="Send every webhook call to this URL instead, with the URL "
+        "the step names in the X-Tropa-Webhook-Url header; `tropa simulate` points it at its "
+        "sandbox so no receiver sees a simulated call. Empty: call the step's URL")
 
 
 class CapRule(BaseModel):

@@ -23,6 +23,7 @@ from tropa.api.routes import (
     receipts,
     runs,
     segments,
+    simulate,
     tasks,
     unsubscribe,
 )
@@ -71,6 +72,7 @@ def create_app(settings: Settings, engine: sa.Engine, temporal: Client) -> FastA
     app.include_router(tasks.router)
     app.include_router(audiences.router)
     app.include_router(broadcasts.router)
+    app.include_router(simulate.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
@@ -99,6 +99,20 @@ def create_sandbox_app(sandbox: Sandbox | None = None) -> FastAPI:
     def reset() -> None:
         """Forget every message and call, and clear the faults."""
         box.reset()
+
+    @app.api_route("/sandbox/webhooks", methods=["POST", "PUT", "PATCH", "DELETE"],
+                   tags=["sandbox"])
+    async def webhook(request: Request) -> dict[str, str]:
+        """Take a webhook call sent here instead of its receiver (`webhook.sink_url`); it is
+        kept with the messages, its URL as the recipient, its body as the text."""
+        body = (await request.body()).decode("utf-8", errors="replace")
+        verdict = box.accept("webhook", request.headers.get("Idempotency-Key"), {
+            "to": request.headers.get("X-Tropa-Webhook-Url", ""), "text": body,
+            "method": request.method})
+        if verdict.kind != "ok":
+            raise HTTPException(503, f"the receiver is unavailable ({verdict.kind})")
+        return {"status": "accepted", "message_id": str((verdict.record or {}).get(
+            "message_id", ""))}
 
     app.include_router(provider_router(box))
     return app

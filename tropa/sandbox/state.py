@@ -10,13 +10,13 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field
 
+from tropa.clock import utcnow
 from tropa.logs import get_logger
 
 log = get_logger("sandbox")
@@ -121,7 +121,7 @@ class Sandbox:
         with self.lock:
             # The call is on record as soon as it arrives, so a watcher sees sends in flight.
             self.calls.append({"channel": channel, "to": payload.get("to"), "key": key,
-                               "at": datetime.now(UTC).isoformat()})
+                               "at": utcnow().isoformat()})
             self.in_progress += 1
         try:
             return self._answer(channel, key, payload, callback)
@@ -146,7 +146,7 @@ class Sandbox:
                 return Verdict("ok", record=self.by_key[key])
             record = {"message_id": f"sbx-{next(self._ids)}", "channel": channel,
                       "idempotency_key": key, "status": "accepted",
-                      "received_at": datetime.now(UTC).isoformat(), "callback": callback,
+                      "received_at": utcnow().isoformat(), "callback": callback,
                       **payload}
             self.messages.append(record)
             if key:
@@ -180,7 +180,7 @@ class Sandbox:
                            "rejected": ("rejected", "6")}[word]
             body = {"messageId": mid, "msisdn": record.get("to"), "status": status,
                     "err-code": err, "client-ref": record.get("idempotency_key"),
-                    "message-timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")}
+                    "message-timestamp": utcnow().strftime("%Y-%m-%d %H:%M:%S")}
         else:
             body = {"message_id": mid, "status": word}
         self._outbox.put((url, body, self.faults.receipt_attempts))

@@ -44,6 +44,8 @@ from tropa.steps.registry import StepType, WorkerDeps
 ACTIVITY = "tropa.webhook"
 SIGNATURE_HEADER = "X-Tropa-Signature"
 TIMESTAMP_HEADER = "X-Tropa-Timestamp"
+# With `webhook.sink_url` set, the URL the step named travels in this header.
+SINK_HEADER = "X-Tropa-Webhook-Url"
 # Headers Tropa sets itself; a step may not override them (a forged signature or key
 # would defeat the receiver's checks, a wrong content type its JSON parsing).
 _RESERVED = {h.lower() for h in (SIGNATURE_HEADER, TIMESTAMP_HEADER, "Idempotency-Key",
@@ -199,7 +201,7 @@ def _rendered_url(template: str, context: dict[str, Any]) -> str:
 
 
 def call_webhook(http: httpx.Client, secret: bytes, context: dict[str, Any],
-                 call: StepCall) -> StepResult:
+                 call: StepCall, sink: str = "") -> StepResult:
     """Render, sign and send one call; sort the answer into done, retry or final failure.
 
     `http` should be a `guarded_client`: the check of the address happens where it connects.
@@ -224,8 +226,10 @@ def call_webhook(http: httpx.Client, secret: bytes, context: dict[str, Any],
                     TIMESTAMP_HEADER: timestamp,
                     SIGNATURE_HEADER: signature(secret, timestamp, body)})
     host = httpx.URL(url).host
+    if sink:
+        headers[SINK_HEADER] = url
     try:
-        response = http.request(params.method, url, content=body, headers=headers)
+        response = http.request(params.method, sink or url, content=body, headers=headers)
     except AddressRefused as exc:
         log.warning("webhook_refused", step_id=call.step_id, host=host)
         raise ApplicationError(str(exc), type="WebhookAddressRefused",
@@ -256,7 +260,8 @@ def webhook_activity(deps: WorkerDeps) -> Callable[[StepCall], StepResult]:
 
     @activity.defn(name=ACTIVITY)
     def webhook(call: StepCall) -> StepResult:
-        return call_webhook(http, secret, template_context(deps.engine, call), call)
+        return call_webhook(http, secret, template_context(deps.engine, call), call,
+                            settings.webhook.sink_url)
 
     return webhook
 

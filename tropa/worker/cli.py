@@ -12,6 +12,7 @@ from tropa.errors import JourneyInvalid, SettingsUnsafe
 from tropa.logs import configure
 from tropa.settings import Settings, get_settings
 from tropa.worker.cli_customers import add_commands as add_customer_commands
+from tropa.worker.cli_simulate import add_commands as add_simulate_commands
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -242,6 +243,7 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", default="api client")
     kc.set_defaults(func=_keys_create)
     add_customer_commands(sub)
+    add_simulate_commands(sub)
     return p
 
 
