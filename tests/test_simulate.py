@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import structlog
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.api import api_client, make_app, make_key
@@ -36,9 +37,17 @@ BORIS = {"id": "c-cart", "first_name": "Boris", "phone": "+79160000007", "phone_
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run `tropa <argv>` in this process; exit code, stdout, stderr."""
+    """Run `tropa <argv>` in this process; exit code, stdout, stderr.
+
+    The command sets up logging as a process of its own would; the tests after this one
+    get the logging they had back.
+    """
     args = parser().parse_args(list(argv))
-    code = args.func(args)
+    saved = structlog.get_config()
+    try:
+        code = args.func(args)
+    finally:
+        structlog.configure(**saved)
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -25,9 +25,24 @@ def mask_personal(_logger: object, _method: str, event: MutableMapping[str, Any]
     return event
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is at the moment of writing.
+
+    A logger keeps its file for life (structlog caches it on first use), while the stream
+    behind `sys.stderr` may be swapped and closed later, as test runners and embedding hosts
+    do; a log line must then go to the current stream, never fail the activity that wrote it.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "INFO") -> None:
     """Send stdlib and structlog records as key=value lines to stderr."""
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    logging.basicConfig(stream=_CurrentStderr(), level=level.upper(), format="%(message)s")
     for noisy in ("alembic", "sqlalchemy", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
@@ -39,7 +54,7 @@ def configure(level: str = "INFO") -> None:
             structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 

@@ -56,6 +56,10 @@ class IdentifierTaken(ValueError):
 def normalised(identifier: Identifier) -> Identifier:
     """The identifier as stored: phones in E.164, emails normalised, other values trimmed."""
     value = identifier.value.strip()
+    if not value:
+        # Blank padding around nothing names no customer; it is the caller's input to fix.
+        raise IdentifierInvalid(identifier.type, f"{identifier.type} is blank; "
+                                "give the identifier's value")
     try:
         if identifier.type == "phone":
             value = normalise_phone(value)
