@@ -15,13 +15,22 @@ _SIMPLE_OUTPUT = re.compile(
 
 def simple_template_problems(source: str) -> tuple[str, ...] | None:
     """The problems of a template made only of simple outputs, or None for any other."""
+    paths = simple_template_paths(source)
+    if paths is None:
+        return None
+    return tuple(private_problem(attr) for path in paths for attr in path.split(".")[1:]
+                 if attr.startswith("_"))
+
+
+def simple_template_paths(source: str) -> list[str] | None:
+    """The paths (`event.data.total`) a template of simple outputs reads, or None for any
+    other template."""
     if "{%" in source or "{#" in source:
         return None
     matches = list(_SIMPLE_OUTPUT.finditer(source))
     if source.count("{{") != len(matches):
         return None
-    return tuple(private_problem(attr) for m in matches for attr in m.group(2).split(".")[1:]
-                 if attr.startswith("_"))
+    return [m.group(1) + m.group(2) for m in matches]
 
 
 _CONDITION_TOKEN = re.compile(
@@ -33,8 +42,20 @@ _CONDITION_TOKEN = re.compile(
 def simple_condition_problems(source: str) -> tuple[str, ...] | None:
     """The problems of a condition like `customer.vip and event.data.total > 100` (paths,
     numbers, strings, comparisons, and/or/not), or None for any other."""
-    problems: list[str] = []
-    position, want_operand = 0, True
+    paths = simple_condition_paths(source)
+    if paths is None:
+        return None
+    return tuple(private_problem(attr) for path in paths for attr in path.split(".")[1:]
+                 if attr.startswith("_"))
+
+
+def simple_condition_paths(source: str) -> list[str] | None:
+    """The paths a simple condition (see `simple_condition_problems`) reads, or None for
+    any other condition."""
+    paths: list[str] = []
+    # `not` may stand first or after and/or/not; after a comparison Jinja refuses it
+    # (`a == not b`), so such a condition is left to the full check.
+    position, want_operand, may_negate = 0, True, True
     source = source.rstrip()
     while position < len(source):
         token = _CONDITION_TOKEN.match(source, position)
@@ -44,14 +65,16 @@ def simple_condition_problems(source: str) -> tuple[str, ...] | None:
         if want_operand and kind in ("path", "value"):
             want_operand = False
             if kind == "path":
-                problems += [private_problem(a) for a in token.group("path").split(".")[1:]
-                             if a.startswith("_")]
-        elif not ((want_operand and kind == "not") or (not want_operand and kind == "op")):
-            return None
-        else:
+                paths.append(token.group("path"))
+        elif want_operand and kind == "not" and may_negate:
+            pass
+        elif not want_operand and kind == "op":
             want_operand = True
+            may_negate = token.group("op") in ("and", "or")
+        else:
+            return None
         position = token.end()
-    return None if want_operand else tuple(problems)
+    return None if want_operand else paths
 
 
 def private_problem(attr: str) -> str:

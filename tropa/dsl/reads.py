@@ -16,6 +16,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from pydantic import BaseModel
 
 from tropa.dsl.expressions import ENV
+from tropa.dsl.quickcheck import simple_condition_paths, simple_template_paths
 
 _DICT_METHODS = {"get", "items", "keys", "values"}
 
@@ -29,16 +30,10 @@ class Reads:
 
     def add_source(self, source: str, *, condition: bool) -> None:
         """Take in one template (`{{ }}` text) or condition (a bare expression)."""
-        text = source.strip()
-        if condition and not (text.startswith("{{") and text.endswith("}}")):
-            text = "{{ " + text + " }}"
-        try:
-            tree = ENV.parse(text)
-        except TemplateSyntaxError:
+        found = _source_chains(source.strip(), condition)
+        if found is None:
             self.event_fields = self.step_outputs = None  # validation reports it
             return
-        found: list[tuple[str, list[str | None]]] = []
-        _chains(tree, found)
         for root, keys in found:
             if root == "event":
                 self._event(keys)
@@ -95,7 +90,38 @@ class Reads:
             self._event(keys[2:])  # a wait_for's event: steps.<id>.event.data.<key>
 
 
-def _chains(node: nodes.Node, out: list[tuple[str, list[str | None]]]) -> None:
+Chain = tuple[str, list[str | None]]
+
+
+def _source_chains(text: str, condition: bool) -> list[Chain] | None:
+    """The chains a template or condition reads; None if it does not parse.
+
+    The common simple forms are read without Jinja's lexer and parser (they were most of a
+    large journey's compile time); their keys are what the parser would give: a digit part
+    (`items.0`) is an item lookup by number, so its key is unknown (None).
+    """
+    wrapped = text.startswith("{{") and text.endswith("}}")
+    paths = (simple_condition_paths(text[2:-2] if wrapped else text) if condition
+             else simple_template_paths(text))
+    if paths is not None:
+        return [_path_chain(path) for path in paths]
+    if condition and not wrapped:
+        text = "{{ " + text + " }}"
+    try:
+        tree = ENV.parse(text)
+    except TemplateSyntaxError:
+        return None
+    found: list[Chain] = []
+    _chains(tree, found)
+    return found
+
+
+def _path_chain(path: str) -> Chain:
+    root, *keys = path.split(".")
+    return root, [None if key.isdigit() else key for key in keys]
+
+
+def _chains(node: nodes.Node, out: list[Chain]) -> None:
     """Every maximal `name.attr[key]...` chain below `node`, as (root name, keys)."""
     if isinstance(node, nodes.Getattr | nodes.Getitem):
         keys: list[str | None] = []
