@@ -168,38 +168,45 @@ def settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
     moves: list[Move] = []
     pending = sorted(set(candidates))
     while pending:
-        # In id order, so two transactions locking overlapping sets cannot deadlock.
-        conn.execute(sa.select(CURRENT.c.customer_id)
-                     .where(bulk.among(conn, CURRENT.c.customer_id, pending))
-                     .order_by(CURRENT.c.customer_id).with_for_update())
-        done, pending = _move(conn, config, pending, now=now, cause=cause)
+        # The current segment row of those who have one, the customer row of the others (a
+        # page of the segments is written anyway; the customers' would be written only for
+        # the lock). Each set in id order, so overlapping refreshes queue instead of
+        # deadlocking.
+        held = set(conn.execute(sa.select(CURRENT.c.customer_id)
+                                .where(bulk.among(conn, CURRENT.c.customer_id, pending))
+                                .order_by(CURRENT.c.customer_id).with_for_update()).scalars())
+        rowless = [c for c in pending if c not in held]
+        if rowless:
+            lock_customers(conn, rowless)
+        done, pending = _move(conn, config, [(c, "row" if c in held else "customer")
+                                             for c in pending], now=now, cause=cause)
         moves += done
     return sorted(moves, key=lambda m: m.customer_id)
 
 
-def _move(conn: sa.Connection, config: RfConfig, ids: Sequence[str], *, now: datetime,
-          cause: str) -> tuple[list[Move], list[str]]:
-    """PostgreSQL: compute these customers and write their moves in one statement; returns
-    the moves and the customers to compute again (another transaction gave them their first
-    segment after this one looked)."""
+def _move(conn: sa.Connection, config: RfConfig, locked: Sequence[tuple[str, str]], *,
+          now: datetime, cause: str) -> tuple[list[Move], list[str]]:
+    """PostgreSQL: compute these (customer, lock held: "row" or "customer") and write their
+    moves in one statement; returns the moves and the customers to compute again."""
     at = sa.literal(now, UtcDateTime())
-    wanted = bulk.rows(conn, ("customer_id",), [(c,) for c in ids])
+    wanted = bulk.rows(conn, ("customer_id", "lock"), locked)
     new = (sa.select(segment_of(config, now, none_without_orders=True))
            .where(ORDERS.c.customer_id == wanted.c.customer_id, ORDERS.c.counted)
            .scalar_subquery())
-    diff = (sa.select(wanted.c.customer_id, CURRENT.c.segment.label("old"), new.label("new"))
+    diff = (sa.select(wanted.c.customer_id, wanted.c.lock, CURRENT.c.segment.label("old"),
+                      new.label("new"))
             .select_from(wanted.outerjoin(CURRENT,
                                           CURRENT.c.customer_id == wanted.c.customer_id))
             # Materialized, so the filter below does not compute each aggregate twice.
             .cte("diff").prefix_with("MATERIALIZED"))
     changed = (sa.select(diff).where(diff.c.old.is_distinct_from(diff.c.new))
                .cte("changed"))
-    # Rows that had a segment were locked before this statement, so the comparison with
-    # the segment read is only a guard; a customer without one may have got it from a
-    # concurrent transaction since, and the insert then does nothing and they are computed
-    # again.
+    # Only what this transaction locked before the statement began is written: a segment row,
+    # or the customer row of one who had no segment and still has none (they are inserted).
+    # Who got a first segment from another transaction in between is computed again, under
+    # the lock of that row. The comparisons with the segment read are guards only.
     updated = (sa.update(CURRENT)
-               .where(CURRENT.c.customer_id == changed.c.customer_id,
+               .where(CURRENT.c.customer_id == changed.c.customer_id, changed.c.lock == "row",
                       CURRENT.c.segment == changed.c.old, changed.c.new.is_not(None))
                .values(segment=changed.c.new, since=at)
                .returning(CURRENT.c.customer_id, changed.c.old.label("from_segment"),
@@ -208,11 +215,12 @@ def _move(conn: sa.Connection, config: RfConfig, ids: Sequence[str], *, now: dat
     insert = postgresql.insert(CURRENT).from_select(
         ["customer_id", "segment", "since"],
         sa.select(changed.c.customer_id, changed.c.new, at)
-        .where(changed.c.old.is_(None)).order_by(changed.c.customer_id))
+        .where(changed.c.lock == "customer", changed.c.old.is_(None))
+        .order_by(changed.c.customer_id))
     inserted = (insert.on_conflict_do_nothing(index_elements=[CURRENT.c.customer_id])
                 .returning(CURRENT.c.customer_id, CURRENT.c.segment).cte("inserted"))
     deleted = (sa.delete(CURRENT)
-               .where(CURRENT.c.customer_id == changed.c.customer_id,
+               .where(CURRENT.c.customer_id == changed.c.customer_id, changed.c.lock == "row",
                       CURRENT.c.segment == changed.c.old, changed.c.new.is_(None))
                .returning(CURRENT.c.customer_id, CURRENT.c.segment).cte("deleted"))
     moved = sa.union_all(
