@@ -6,11 +6,13 @@ segment every customer should have, compared with the one they have, is one pass
 index of counted orders by customer (`ix_orders_counted_customer_placed_at`, read without
 touching the table) merged with `customer_segments` in the same order.
 
-Customers who may have moved are found by reading without locks; they are then locked (row
-locks on PostgreSQL, the write lock on SQLite) and computed again before anything is written,
-so a purchase and the daily run racing for one customer compute on the same committed orders
-and a move is recorded exactly once. The moves of a page are written set-based: one upsert of
-current segments, one delete of those who left every segment, one insert of the history.
+Customers who may have moved are found by reading without locks; they are then locked and
+computed again before anything is written, so a purchase and the daily run racing for one
+customer compute on the same committed orders and a move is recorded exactly once. On
+PostgreSQL the lock is the row of the customer's current segment (the customer's row when they
+have none yet), and one statement computes them and writes every move: the changed segments,
+the first segments, the deletions, the history (`_move`). On SQLite, where the write lock is
+the database's, the moves are written in a few set-based statements (`write`).
 """
 
 from __future__ import annotations
