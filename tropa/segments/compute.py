@@ -173,7 +173,8 @@ def settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
         # The current segment row of those who have one, the customer row of the others (a
         # page of the segments is written anyway; the customers' would be written only for
         # the lock). Each set in id order, so overlapping refreshes queue instead of
-        # deadlocking.
+        # deadlocking; only a second round (someone got a first segment meanwhile) locks
+        # while holding the first's, and PostgreSQL would then end one of a pair that cycles.
         held = set(conn.execute(sa.select(CURRENT.c.customer_id)
                                 .where(bulk.among(conn, CURRENT.c.customer_id, pending))
                                 .order_by(CURRENT.c.customer_id).with_for_update()).scalars())
