@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from tropa.dsl.plan import EventIn
 from tropa.segments import compute
 from tropa.segments.config import load_default, parse
 from tropa.services import segments
@@ -170,3 +173,81 @@ def test_a_batch_of_purchases_stores_one_move_and_the_routed_events_for_each(
         assert (data if isinstance(data, dict) else json.loads(data)) == e.data
         assert stored[e.event_id][3] in ([], "[]")  # not routed yet
     assert later[0].data == {"segment": "lost", "from": "lost", "to": "new"}
+
+
+def test_overlapping_batches_racing_record_each_move_once(any_engine: sa.Engine) -> None:
+    # Customers with a segment (lost, then a purchase today) and customers buying for the
+    # first time, refreshed by four overlapping batches at once.
+    known = [f"c-known-{i}" for i in range(20)]
+    first = [f"c-first-{i}" for i in range(10)]
+    _seed(any_engine, {c: [400] for c in known})
+    _seed(any_engine, {c: [] for c in first})
+    segments.refresh_customers(any_engine, known, now=NOW, cause="purchase")
+    with any_engine.begin() as conn:
+        for c in [*known, *first]:
+            _order(conn, f"{c}-today", c, NOW)
+    everyone = [*known, *first]
+    batches = [everyone, everyone[::-1], everyone[5:], [*first, *known[:10]]]
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(batches))
+
+    def refresh(batch: list[str]) -> None:
+        barrier.wait()
+        try:
+            events = segments.refresh_customers(any_engine, batch, now=NOW, cause="purchase")
+            results.append([e.event_id for e in events])
+        except BaseException as error:  # a deadlock would surface here
+            errors.append(error)
+
+    threads = [threading.Thread(target=refresh, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert _current(any_engine) == dict.fromkeys(everyone, "new")
+    moves = [m for m in _moves(any_engine) if m[3] == "purchase"]
+    assert sorted(moves, key=str) == sorted(
+        [(c, None, "lost", "purchase") for c in known]
+        + [(c, "lost", "new", "purchase") for c in known]
+        + [(c, None, "new", "purchase") for c in first], key=str)
+    # One event per side of each move of this round, from whichever batch made it.
+    given = [e for r in results for e in r]
+    assert len(given) == len(set(given)) == 2 * len(known) + len(first)
+
+
+def test_a_first_segment_given_meanwhile_is_computed_again_under_its_lock(
+        any_engine: sa.Engine) -> None:
+    if any_engine.dialect.name == "sqlite":
+        pytest.skip("a SQLite writer holds the database lock: no purchase commits meanwhile")
+    _seed(any_engine, {"c-late": [3]})
+    moved: list[list[EventIn]] = []
+    with any_engine.begin() as conn:
+        # This transaction gives c-late a first segment and has not committed...
+        first = compute.refresh(conn, CONFIG, ["c-late"], now=NOW, cause="purchase")
+        # ... when a second purchase commits and its refresh starts, finds no segment yet
+        # and waits for the customer.
+        with any_engine.begin() as other:
+            _order(other, "c-late-o2", "c-late", NOW)
+        second = threading.Thread(target=lambda: moved.append(segments.refresh_customers(
+            any_engine, ["c-late"], now=NOW, cause="purchase")))
+        second.start()
+        _wait_for_a_lock_wait(any_engine)
+    second.join(timeout=60)
+    assert [(m.from_segment, m.to_segment) for m in first] == [(None, "new")]
+    assert [(e.type, e.data["to"]) for e in moved[0]] == [
+        ("segment.exited", "promising"), ("segment.entered", "promising")]
+    assert [m[1:] for m in _moves(any_engine)] == [
+        (None, "new", "purchase"), ("new", "promising", "purchase")]
+
+
+def _wait_for_a_lock_wait(engine: sa.Engine) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")).scalar():
+                return
+    raise AssertionError("the second refresh never waited for the customer")

@@ -6,11 +6,13 @@ segment every customer should have, compared with the one they have, is one pass
 index of counted orders by customer (`ix_orders_counted_customer_placed_at`, read without
 touching the table) merged with `customer_segments` in the same order.
 
-Customers who may have moved are found by reading without locks; they are then locked (row
-locks on PostgreSQL, the write lock on SQLite) and computed again before anything is written,
-so a purchase and the daily run racing for one customer compute on the same committed orders
-and a move is recorded exactly once. The moves of a page are written set-based: one upsert of
-current segments, one delete of those who left every segment, one insert of the history.
+Customers who may have moved are found by reading without locks; they are then locked and
+computed again before anything is written, so a purchase and the daily run racing for one
+customer compute on the same committed orders and a move is recorded exactly once. On
+PostgreSQL the lock is the row of the customer's current segment (the customer's row when they
+have none yet), and one statement computes them and writes every move: the changed segments,
+the first segments, the deletions, the history (`_move`). On SQLite, where the write lock is
+the database's, the moves are written in a few set-based statements (`write`).
 """
 
 from __future__ import annotations
@@ -155,12 +157,96 @@ def settle(conn: sa.Connection, config: RfConfig, candidates: Sequence[str], *,
     # segment or record a move twice.
     if not candidates:
         return []
-    if conn.dialect.name == "postgresql":
-        # Thousands of look-ups by key are estimated dear enough to be compiled, which costs
-        # more than running them (for this transaction only).
-        conn.execute(sa.text("SET LOCAL jit = off"))
-    lock_customers(conn, candidates)
-    return write(conn, changes_among(conn, config, now, candidates), now=now, cause=cause)
+    if conn.dialect.name != "postgresql":
+        lock_customers(conn, candidates)
+        return write(conn, changes_among(conn, config, now, candidates), now=now, cause=cause)
+    # Thousands of look-ups by key are estimated dear enough to be compiled, which costs
+    # more than running them (for this transaction only).
+    conn.execute(sa.text("SET LOCAL jit = off"))
+    # Each customer is looked up by key, whether read or written: a hash or merge join with
+    # the million current segments is estimated cheaper and is several times dearer.
+    conn.execute(sa.text("SET LOCAL enable_hashjoin = off"))
+    conn.execute(sa.text("SET LOCAL enable_mergejoin = off"))
+    moves: list[Move] = []
+    pending = sorted(set(candidates))
+    while pending:
+        # The current segment row of those who have one, the customer row of the others (a
+        # page of the segments is written anyway; the customers' would be written only for
+        # the lock). Each set in id order, so overlapping refreshes queue instead of
+        # deadlocking; only a second round (someone got a first segment meanwhile) locks
+        # while holding the first's, and PostgreSQL would then end one of a pair that cycles.
+        held = set(conn.execute(sa.select(CURRENT.c.customer_id)
+                                .where(bulk.among(conn, CURRENT.c.customer_id, pending))
+                                .order_by(CURRENT.c.customer_id).with_for_update()).scalars())
+        rowless = [c for c in pending if c not in held]
+        if rowless:
+            lock_customers(conn, rowless)
+        done, pending = _move(conn, config, [(c, "row" if c in held else "customer")
+                                             for c in pending], now=now, cause=cause)
+        moves += done
+    return sorted(moves, key=lambda m: m.customer_id)
+
+
+def _move(conn: sa.Connection, config: RfConfig, locked: Sequence[tuple[str, str]], *,
+          now: datetime, cause: str) -> tuple[list[Move], list[str]]:
+    """PostgreSQL: compute these (customer, lock held: "row" or "customer") and write their
+    moves in one statement; returns the moves and the customers to compute again."""
+    at = sa.literal(now, UtcDateTime())
+    wanted = bulk.rows(conn, ("customer_id", "lock"), locked)
+    new = (sa.select(segment_of(config, now, none_without_orders=True))
+           .where(ORDERS.c.customer_id == wanted.c.customer_id, ORDERS.c.counted)
+           .scalar_subquery())
+    diff = (sa.select(wanted.c.customer_id, wanted.c.lock, CURRENT.c.segment.label("old"),
+                      new.label("new"))
+            .select_from(wanted.outerjoin(CURRENT,
+                                          CURRENT.c.customer_id == wanted.c.customer_id))
+            # Materialized, so the filter below does not compute each aggregate twice.
+            .cte("diff").prefix_with("MATERIALIZED"))
+    changed = (sa.select(diff).where(diff.c.old.is_distinct_from(diff.c.new))
+               .cte("changed"))
+    # Only what this transaction locked before the statement began is written: a segment row,
+    # or the customer row of one who had no segment and still has none (they are inserted).
+    # Who got a first segment from another transaction in between is computed again, under
+    # the lock of that row. The comparisons with the segment read are guards only.
+    updated = (sa.update(CURRENT)
+               .where(CURRENT.c.customer_id == changed.c.customer_id, changed.c.lock == "row",
+                      CURRENT.c.segment == changed.c.old, changed.c.new.is_not(None))
+               .values(segment=changed.c.new, since=at)
+               .returning(CURRENT.c.customer_id, changed.c.old.label("from_segment"),
+                          changed.c.new.label("to_segment"))
+               .cte("updated"))
+    insert = postgresql.insert(CURRENT).from_select(
+        ["customer_id", "segment", "since"],
+        sa.select(changed.c.customer_id, changed.c.new, at)
+        .where(changed.c.lock == "customer", changed.c.old.is_(None))
+        .order_by(changed.c.customer_id))
+    inserted = (insert.on_conflict_do_nothing(index_elements=[CURRENT.c.customer_id])
+                .returning(CURRENT.c.customer_id, CURRENT.c.segment).cte("inserted"))
+    deleted = (sa.delete(CURRENT)
+               .where(CURRENT.c.customer_id == changed.c.customer_id, changed.c.lock == "row",
+                      CURRENT.c.segment == changed.c.old, changed.c.new.is_(None))
+               .returning(CURRENT.c.customer_id, CURRENT.c.segment).cte("deleted"))
+    moved = sa.union_all(
+        sa.select(updated.c.customer_id, updated.c.from_segment, updated.c.to_segment),
+        sa.select(inserted.c.customer_id, sa.null(), inserted.c.segment),
+        sa.select(deleted.c.customer_id, deleted.c.segment, sa.null())).cte("moved")
+    history = (sa.insert(MOVES).from_select(
+        ["customer_id", "from_segment", "to_segment", "at", "cause"],
+        sa.select(*moved.c, at, sa.literal(cause, sa.String)).order_by(moved.c[0]))
+        .returning(MOVES.c.id, MOVES.c.customer_id, MOVES.c.from_segment,
+                   MOVES.c.to_segment).cte("history"))
+    missed = (sa.select(sa.null(), changed.c.customer_id, sa.null(), sa.null())
+              .where(changed.c.customer_id.not_in(sa.select(moved.c[0]))))
+    moves: list[Move] = []
+    again: list[str] = []
+    for move_id, customer, old, to in conn.execute(sa.union_all(sa.select(*history.c),
+                                                                 missed)):
+        if move_id is None:
+            again.append(str(customer))
+        else:
+            moves.append(Move(customer_id=str(customer), from_segment=old, to_segment=to,
+                              at=now, cause=cause, move_id=int(move_id)))
+    return moves, sorted(again)
 
 
 def write(conn: sa.Connection, changes: Sequence[Change], *, now: datetime,

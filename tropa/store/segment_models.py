@@ -22,9 +22,10 @@ class CustomerSegment(SQLModel, table=True):
     __tablename__ = "customer_segments"
     __table_args__ = (
         sa.Index("ix_customer_segments_segment", "segment", "customer_id"),
-        # Customer and segment in customer order: a full recompute merges this index, read
-        # without the table, with the orders' aggregate (see tropa/segments/compute.py).
-        sa.Index("ix_customer_segments_customer_segment", "customer_id", "segment"),
+        # A full recompute reads customer and segment in customer order from an index alone,
+        # merged with the orders' aggregate (see tropa/segments/compute.py): on PostgreSQL
+        # the primary key's, which INCLUDEs the segment; on SQLite a second index,
+        # `ix_customer_segments_customer_segment` (migrations 0016 and 0017).
     )
 
     customer_id: str = Field(primary_key=True, max_length=128)
