@@ -289,6 +289,9 @@ class BroadcastSettings(BaseSettings):
                                "activity on a channel without a rate limit (a rate-limited "
                                "channel delivers one message per activity, so the channel "
                                "queue's limit counts each)")
+    deliver_concurrency: int = Field(default=16, ge=1, le=256, description="Provider calls "
+                                     "one deliver activity makes at once (a rate-limited "
+                                     "channel's limit still counts every message)")
     history_limit: int = Field(default=4000, ge=500, le=40_000, description="History events "
                                "after which a Broadcast workflow continues as new")
 
