@@ -292,6 +292,12 @@ class BroadcastSettings(BaseSettings):
     deliver_concurrency: int = Field(default=16, ge=1, le=256, description="Provider calls "
                                      "one deliver activity makes at once (a rate-limited "
                                      "channel's limit still counts every message)")
+    page_timeout_seconds: float = Field(default=600, gt=0, description="How long a page's "
+                                        "gate-and-log activity may take before it is retried "
+                                        "(on another worker, if this one died)")
+    deliver_heartbeat_seconds: float = Field(default=60, gt=0, description="Silence after "
+                                             "which a deliver activity counts as lost (its "
+                                             "worker died) and is retried")
     history_limit: int = Field(default=4000, ge=500, le=40_000, description="History events "
                                "after which a Broadcast workflow continues as new")
 

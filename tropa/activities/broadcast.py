@@ -41,6 +41,7 @@ class BroadcastActivities:
         self._engine = engine
         self._pages = PagePreparer(engine, adapters, settings)
         self._deliver = BatchDeliverer(engine, adapters, settings)
+        self._heartbeat = settings.broadcasts.deliver_heartbeat_seconds
 
     @activity.defn(name="tropa.broadcast.snapshot")
     def snapshot(self, inp: SnapshotIn) -> SnapshotOut:
@@ -65,6 +66,7 @@ class BroadcastActivities:
             channel = store.get(session, inp.broadcast_id).channel
         page.deliver_queue, page.batch_size = self._pages.deliver_queue(
             activity.info().task_queue, channel)
+        page.deliver_heartbeat_seconds = self._heartbeat
         return page
 
     @activity.defn(name="tropa.broadcast.deliver")

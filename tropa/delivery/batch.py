@@ -90,7 +90,7 @@ class BatchDeliverer:
             pending: set[Future[Answer]] = {pool.submit(self._call, o) for o in todo}
             done: list[Answer] = []
             while pending:
-                finished, pending = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+                finished, pending = wait(pending, timeout=1, return_when=FIRST_COMPLETED)
                 done += [f.result() for f in finished]
                 progress()
                 if len(done) >= _GROUP or (done and not pending):
