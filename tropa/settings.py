@@ -289,7 +289,7 @@ class BroadcastSettings(BaseSettings):
                                "activity on a channel without a rate limit (a rate-limited "
                                "channel delivers one message per activity, so the channel "
                                "queue's limit counts each)")
-    deliver_concurrency: int = Field(default=16, ge=1, le=256, description="Provider calls "
+    deliver_concurrency: int = Field(default=8, ge=1, le=256, description="Provider calls "
                                      "one deliver activity makes at once (a rate-limited "
                                      "channel's limit still counts every message)")
     page_timeout_seconds: float = Field(default=600, gt=0, description="How long a page's "

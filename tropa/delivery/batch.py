@@ -10,6 +10,7 @@ again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -89,10 +90,14 @@ class BatchDeliverer:
         with ThreadPoolExecutor(max_workers=max(1, min(self._concurrency, len(todo)))) as pool:
             pending: set[Future[Answer]] = {pool.submit(self._call, o) for o in todo}
             done: list[Answer] = []
+            beat = 0.0
             while pending:
                 finished, pending = wait(pending, timeout=1, return_when=FIRST_COMPLETED)
                 done += [f.result() for f in finished]
-                progress()
+                if time.monotonic() - beat >= 1:
+                    # A heartbeat waits for the worker's event loop: once a second is enough.
+                    progress()
+                    beat = time.monotonic()
                 if len(done) >= _GROUP or (done and not pending):
                     self._record(done, attempt, result)
                     done = []

@@ -6,6 +6,7 @@ a retried activity or a replayed step never renders, counts or logs a message tw
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from tropa.activities.customer_context import customer_view, customer_zone, load
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
 from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
+from tropa.customers.view import segments_of
 from tropa.delivery import limits
 from tropa.delivery import models as m
 from tropa.delivery.callback import callback_url
@@ -131,6 +133,7 @@ class Preparer:
                               created_at=now, updated_at=now)
             gated.append((i, message, call, customer, problem))
         capped = self._caps(session, [(g[1], g[4]) for g in gated], channel, now)
+        segments = segments_of(session, {g[3].id for g in gated if g[4] is None})
         messages: list[Message] = []
         for _i, message, call, customer, problem in gated:
             rule = capped.get((message.customer_id, message.category))
@@ -138,7 +141,7 @@ class Preparer:
                 problem = ("suppressed", "frequency_cap",
                            f"frequency cap: at most {rule.max} {message.category} messages "
                            f"per {rule.window_seconds}s on {rule.channel}")
-            self._settle(session, call, customer, message, channel, now, problem)
+            self._settle(session, call, customer, message, channel, now, problem, segments)
             messages.append(message)
         session.add_all(messages)
         session.flush()
@@ -163,13 +166,14 @@ class Preparer:
         return found
 
     def _settle(self, session: Session, call: StepCall, customer: Customer, message: Message,
-                channel: str, now: datetime, problem: tuple[str, str, str] | None) -> None:
+                channel: str, now: datetime, problem: tuple[str, str, str] | None,
+                segments: Mapping[str, str] | None = None) -> None:
         """Render a message that passed the gate (queued, with its delivery row), or log
         why it does not go."""
         options: dict[str, Any] = {}
         if problem is None:
             try:
-                options = self.render(call, customer, message, channel, now)
+                options = self.render(call, customer, message, channel, now, segments)
             except (ContactInvalid, MessageInvalid, ExpressionError) as exc:
                 problem = ("cancelled", _reason(exc), str(exc))
         if problem is None:
@@ -214,11 +218,11 @@ class Preparer:
         return quiet_until_all(now, windows)
 
     def render(self, call: StepCall, customer: Customer, message: Message, channel: str,
-               now: datetime) -> dict[str, Any]:
+               now: datetime, segments: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Fill the message's recipient and parts; the channel options to deliver with."""
         message.recipient = self._recipient(customer, channel)
         limits.check_recipient(message.recipient)
-        context = {**call.context, "customer": self._customer(customer, now)}
+        context = {**call.context, "customer": self._customer(customer, now, segments)}
         message.text = render(str(call.params.get("text") or ""), context)
         if call.params.get("subject"):
             message.subject = render(str(call.params["subject"]), context)
@@ -235,13 +239,15 @@ class Preparer:
         self._adapters[channel].validate(self.outgoing(message, options))
         return options
 
-    def _customer(self, customer: Customer, now: datetime) -> dict[str, Any]:
+    def _customer(self, customer: Customer, now: datetime,
+                  segments: Mapping[str, str] | None = None) -> dict[str, Any]:
         # `customer.loyalty` and `customer.card_link` are read only if the template uses them.
         session = object_session(customer)
         bind = session.get_bind() if session is not None else None
         if not isinstance(bind, sa.Engine):
-            return customer_view(customer)
-        return with_loyalty(customer_view(customer), bind, self._settings.loyalty, now)
+            return customer_view(customer, segments)
+        return with_loyalty(customer_view(customer, segments), bind, self._settings.loyalty,
+                            now)
 
     def _whatsapp(self, call: StepCall, customer: Customer, context: dict[str, Any],
                   now: datetime) -> dict[str, Any]:
