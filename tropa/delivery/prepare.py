@@ -134,19 +134,22 @@ class Preparer:
             gated.append((i, message, call, customer, problem))
         capped = self._caps(session, [(g[1], g[4]) for g in gated], channel, now)
         segments = segments_of(session, {g[3].id for g in gated if g[4] is None})
-        messages: list[Message] = []
-        for _i, message, call, customer, problem in gated:
+        deliveries: list[Delivery] = []
+        for i, message, call, customer, problem in gated:
             rule = capped.get((message.customer_id, message.category))
             if problem is None and rule is not None:
                 problem = ("suppressed", "frequency_cap",
                            f"frequency cap: at most {rule.max} {message.category} messages "
                            f"per {rule.window_seconds}s on {rule.channel}")
-            self._settle(session, call, customer, message, channel, now, problem, segments)
-            messages.append(message)
-        session.add_all(messages)
-        session.flush()
-        for (i, *_), message in zip(gated, messages, strict=True):
+            deliveries += self._settle(None, call, customer, message, channel, now, problem,
+                                       segments)
             answers[i] = self.prepared(message, channel)
+        # Plain multi-row inserts (the driver's executemany): no ORM bookkeeping and no ids
+        # read back, which a page does not need (`message_id` is None in its answers).
+        if gated:
+            session.execute(sa.insert(_MESSAGES), [_row(_MESSAGES, g[1]) for g in gated])
+        if deliveries:
+            session.execute(sa.insert(_DELIVERIES), [_row(_DELIVERIES, d) for d in deliveries])
         return [(answers[i], key) for i, key in enumerate(keys)]
 
     def _caps(self, session: Session, gated: list[tuple[Message, tuple[str, str, str] | None]],
@@ -165,11 +168,12 @@ class Preparer:
                 found[(customer_id, category)] = rule
         return found
 
-    def _settle(self, session: Session, call: StepCall, customer: Customer, message: Message,
-                channel: str, now: datetime, problem: tuple[str, str, str] | None,
-                segments: Mapping[str, str] | None = None) -> None:
-        """Render a message that passed the gate (queued, with its delivery row), or log
-        why it does not go."""
+    def _settle(self, session: Session | None, call: StepCall, customer: Customer,
+                message: Message, channel: str, now: datetime,
+                problem: tuple[str, str, str] | None,
+                segments: Mapping[str, str] | None = None) -> list[Delivery]:
+        """Render a message that passed the gate (queued, with its delivery row, added to
+        `session` if given, returned otherwise), or log why it does not go."""
         options: dict[str, Any] = {}
         if problem is None:
             try:
@@ -179,13 +183,17 @@ class Preparer:
         if problem is None:
             message.status = "queued"
             note(message, "queued", "passed consent, quiet hours and caps", now)
-            session.add(Delivery(provider_key=message.idempotency_key,
-                                 message_key=message.idempotency_key, options=options,
-                                 created_at=now, updated_at=now))
-        else:
-            message.status, message.reason = problem[0], problem[1]
-            note(message, problem[0], problem[2], now)
-            _keep_preview(message)
+            delivery = Delivery(provider_key=message.idempotency_key,
+                                message_key=message.idempotency_key, options=options,
+                                created_at=now, updated_at=now)
+            if session is None:
+                return [delivery]
+            session.add(delivery)
+            return []
+        message.status, message.reason = problem[0], problem[1]
+        note(message, problem[0], problem[2], now)
+        _keep_preview(message)
+        return []
 
     def consent(self, customer: Customer, channel: str, category: str
                 ) -> tuple[str, str, str] | None:
@@ -315,6 +323,17 @@ class Preparer:
             wants_receipt=self._wants_receipt(channel),
             receipt_timeout_seconds=d.receipt_timeout_seconds,
             redeliver_after_seconds=d.redeliver_after_seconds, max_rounds=d.max_rounds)
+
+
+_MESSAGES: Any = Message.__table__  # type: ignore[attr-defined]
+_DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
+
+
+def _row(table: Any, obj: Any) -> dict[str, Any]:
+    """A model's column values for a Core insert (an autoincrement id left to the database)."""
+    values = {c.name: getattr(obj, c.name) for c in table.columns}
+    return {name: value for name, value in values.items()
+            if value is not None or not table.c[name].primary_key}
 
 
 def _keep_preview(message: Message) -> None:
