@@ -127,10 +127,12 @@ class Preparer:
                     answers[i] = Prepared(status="quiet", reason="quiet_hours", wait_until=wait,
                                           detail=f"quiet hours until {wait.isoformat()}")
                     continue
+            # Every field with a default factory given: pydantic inspects the factory's
+            # signature on each use, which was most of the cost of a page.
             message = Message(idempotency_key=key, journey=call.run.journey,
                               workflow_id=call.run.workflow_id, step_id=call.step_id,
                               customer_id=customer.id, channel=channel, category=category,
-                              created_at=now, updated_at=now)
+                              history=[], created_at=now, updated_at=now)
             gated.append((i, message, call, customer, problem))
         capped = self._caps(session, [(g[1], g[4]) for g in gated], channel, now)
         segments = segments_of(session, {g[3].id for g in gated if g[4] is None})
