@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
 from tropa.channels.base import Accepted, ChannelAdapter, OutgoingMessage
 from tropa.clock import utcnow
-from tropa.delivery.prepare import Preparer, note
+from tropa.delivery.prepare import Preparer
 from tropa.delivery.receipts import settle_early
 from tropa.delivery.store import Delivery, EarlyReceipt
 from tropa.errors import MessageInvalid, ProviderError, ProviderUnavailable
@@ -34,6 +35,31 @@ _FINAL = ("failed", "cancelled")
 _RECEIPT_STATES = ("delivered", "undelivered", "rejected")
 _GROUP = 64
 """Answers committed per transaction: what a worker killed mid-batch may call again."""
+
+
+def _answer_update(table: Any, *, counts_attempt: bool) -> Any:
+    """UPDATE of a message or delivery row by key with one answer's bound values."""
+    c = table.c
+    key = c.idempotency_key if counts_attempt else c.provider_key
+    # The states written into the SQL (they are constants): an IN list of bound values
+    # cannot run once per row.
+    receipt = sa.or_(*(c.status == sa.literal_column(f"'{state}'") for state in _RECEIPT_STATES))
+    kept = sa.and_(sa.bindparam("b_accept", type_=sa.Boolean), receipt)
+    values: dict[str, Any] = {
+        "status": sa.case((kept, c.status), else_=sa.bindparam("b_status")),
+        "reason": sa.case((kept, c.reason), else_=sa.bindparam("b_reason")),
+        "provider_message_id": sa.func.coalesce(sa.bindparam("b_id", type_=sa.String),
+                                                c.provider_message_id),
+        "provider": sa.func.coalesce(sa.bindparam("b_provider", type_=sa.String), c.provider),
+        "updated_at": sa.bindparam("b_now", type_=c.updated_at.type)}
+    if counts_attempt:
+        values["attempts"] = c.attempts + 1
+        values["history"] = sa.bindparam("b_history", type_=sa.JSON)
+    return sa.update(table).where(key == sa.bindparam("b_key")).values(**values)
+
+
+_UPDATE_MESSAGES = _answer_update(Message.__table__, counts_attempt=True)  # type: ignore[attr-defined]
+_UPDATE_DELIVERIES = _answer_update(Delivery.__table__, counts_attempt=False)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -72,6 +98,7 @@ class BatchDeliverer:
         """Deliver the messages of `keys` not yet taken by their provider."""
         result = BatchResult()
         todo: list[OutgoingMessage] = []
+        histories: dict[str, list[dict[str, Any]]] = {}
         with session_scope(self._engine) as session:
             messages = {row.idempotency_key: row for row in session.exec(
                 select(Message).where(col(Message.idempotency_key).in_(keys)))}
@@ -86,6 +113,7 @@ class BatchDeliverer:
                 else:
                     todo.append(self._preparer.outgoing(
                         message, delivery.options if delivery is not None else {}))
+                    histories[key] = list(message.history)
         channels = {m.channel for m in messages.values()}
         with ThreadPoolExecutor(max_workers=max(1, min(self._concurrency, len(todo)))) as pool:
             pending: set[Future[Answer]] = {pool.submit(self._call, o) for o in todo}
@@ -99,7 +127,7 @@ class BatchDeliverer:
                     progress()
                     beat = time.monotonic()
                 if len(done) >= _GROUP or (done and not pending):
-                    self._record(done, attempt, result)
+                    self._record(done, histories, attempt, result)
                     done = []
         log.info("broadcast_batch_delivered", channels=sorted(channels), sent=result.sent,
                  failed=result.failed, retrying=len(result.transient), attempt=attempt)
@@ -124,33 +152,25 @@ class BatchDeliverer:
                           f"{type(exc).__name__} while handing the message to the provider")
         return Answer(key, "accepted", None, "provider accepted the message", accepted)
 
-    def _record(self, answers: list[Answer], attempt: int, result: BatchResult) -> None:
-        """Write a group of answers in one transaction, then hand over early receipts."""
+    def _record(self, answers: list[Answer], histories: dict[str, list[dict[str, Any]]],
+                attempt: int, result: BatchResult) -> None:
+        """Write a group of answers in one transaction (one UPDATE statement per table,
+        run for every row), then hand over early receipts. A receipt recorded meanwhile
+        (by an earlier attempt still running) is newer news than an accept: it stays."""
         now = utcnow()
-        by_key = {a.key: a for a in answers}
+        rows = []
+        for a in answers:
+            history = [*histories.get(a.key, []),
+                       {"at": now.isoformat(), "status": a.status,
+                        "detail": f"{a.detail} (attempt {attempt})"}]
+            rows.append({"b_key": a.key, "b_status": a.status, "b_reason": a.reason,
+                         "b_accept": a.status == "accepted", "b_history": history,
+                         "b_id": a.accepted.provider_message_id if a.accepted else None,
+                         "b_provider": a.accepted.provider if a.accepted else None,
+                         "b_now": now})
         with session_scope(self._engine) as session:
-            deliveries = {d.provider_key: d for d in session.exec(
-                select(Delivery).where(col(Delivery.provider_key).in_(by_key)))}
-            for row in session.exec(select(Message).where(
-                    col(Message.idempotency_key).in_(by_key))):
-                a = by_key[row.idempotency_key]
-                accepted = a.accepted
-                # A receipt recorded meanwhile is newer news than the accept: keep it.
-                if not (a.status == "accepted" and row.status in _RECEIPT_STATES):
-                    row.status, row.reason = a.status, a.reason
-                row.attempts += 1
-                if accepted is not None:
-                    row.provider_message_id, row.provider = (accepted.provider_message_id,
-                                                             accepted.provider)
-                note(row, a.status, f"{a.detail} (attempt {attempt})", now)
-                delivery = deliveries.get(a.key)
-                if delivery is not None:
-                    if not (a.status == "accepted" and delivery.status in _RECEIPT_STATES):
-                        delivery.status, delivery.reason = a.status, a.reason
-                    delivery.updated_at = now
-                    if accepted is not None:
-                        delivery.provider_message_id, delivery.provider = (
-                            accepted.provider_message_id, accepted.provider)
+            session.execute(_UPDATE_MESSAGES, rows)
+            session.execute(_UPDATE_DELIVERIES, rows)
         accepted_ids = {a.accepted.provider_message_id: a.accepted.provider
                         for a in answers if a.accepted is not None}
         if accepted_ids:
