@@ -25,7 +25,7 @@ from tropa.delivery.prepare import Preparer
 from tropa.dsl.plan import RunRef, StepCall
 from tropa.settings import Settings
 from tropa.store.broadcast_models import Broadcast, BroadcastRecipient
-from tropa.store.db import session_scope
+from tropa.store.db import custom_plans, session_scope
 from tropa.store.models import Customer
 
 STEP_ID = "send"
@@ -53,6 +53,7 @@ class PagePreparer:
     def prepare_page(self, broadcast_id: str, now: datetime, limit: int) -> PageOut:
         """Gate, render and log up to `limit` recipients due at `now`."""
         with session_scope(self._engine) as session:
+            custom_plans(session)
             broadcast = session.get(Broadcast, broadcast_id)
             if broadcast is None:
                 raise LookupError(f"broadcast {broadcast_id} does not exist")
@@ -95,6 +96,7 @@ class PagePreparer:
 
     def _next_due(self, broadcast_id: str) -> datetime | None:
         with session_scope(self._engine) as session:
+            custom_plans(session)
             found: datetime | None = session.exec(
                 select(func.min(BroadcastRecipient.send_at)).where(
                     BroadcastRecipient.broadcast_id == broadcast_id,

@@ -27,7 +27,7 @@ from tropa.delivery.store import Delivery, EarlyReceipt
 from tropa.errors import MessageInvalid, ProviderError, ProviderUnavailable
 from tropa.logs import get_logger
 from tropa.settings import Settings
-from tropa.store.db import session_scope
+from tropa.store.db import custom_plans, session_scope
 from tropa.store.models import Message
 
 log = get_logger("send")
@@ -100,6 +100,7 @@ class BatchDeliverer:
         todo: list[OutgoingMessage] = []
         histories: dict[str, list[dict[str, Any]]] = {}
         with session_scope(self._engine) as session:
+            custom_plans(session)
             messages = {row.idempotency_key: row for row in session.exec(
                 select(Message).where(col(Message.idempotency_key).in_(keys)))}
             taken = {row.provider_key: row for row in session.exec(
@@ -169,12 +170,14 @@ class BatchDeliverer:
                          "b_provider": a.accepted.provider if a.accepted else None,
                          "b_now": now})
         with session_scope(self._engine) as session:
+            custom_plans(session)
             session.execute(_UPDATE_MESSAGES, rows)
             session.execute(_UPDATE_DELIVERIES, rows)
         accepted_ids = {a.accepted.provider_message_id: a.accepted.provider
                         for a in answers if a.accepted is not None}
         if accepted_ids:
             with session_scope(self._engine) as session:
+                custom_plans(session)
                 early = list(session.exec(select(EarlyReceipt.provider_message_id).where(
                     col(EarlyReceipt.provider_message_id).in_(accepted_ids))))
             for provider_message_id in early:
