@@ -1,6 +1,6 @@
 """Broadcast benchmark: one email to every customer of a base on PostgreSQL, into the sandbox.
 
-Run:  .venv/bin/python -m benchmarks.broadcast [--customers 100000] [--calibrate 5000]
+Run:  .venv/bin/python -m benchmarks.broadcast [--recipients 100000] [--calibrate 5000]
 
 It creates a database of its own on the local PostgreSQL (dropped at the end), loads the
 customers with `generate_series` (each with an email and email consent, tagged `bench`),
@@ -16,7 +16,8 @@ one run, it prints:
             render, log, provider call), and its ratio to the sandbox's rate (target 0.5);
 - total:    recipients per second from `POST` to completion;
 - history:  the largest history of the Broadcast workflow's runs (target under 10,000
-            events) and how many times it continued as new.
+            events) and how many times it continued as new;
+- memory:   the peak resident memory of the worker, the sandbox and this process.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import secrets
 import subprocess
 import tempfile
@@ -103,6 +105,16 @@ async def _worker_polling(client: Client, queue: str) -> None:
         await asyncio.sleep(0.5)
 
 
+def _peak_mb(pid: int | None = None) -> float:
+    """A process's peak resident memory (VmHWM) in MB; this process's without a pid."""
+    if pid is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _state(engine: sa.Engine, broadcast_id: str) -> Broadcast:
     with session_scope(engine) as session:
         row = session.get(Broadcast, broadcast_id)
@@ -169,6 +181,8 @@ async def _run(args: argparse.Namespace, url: str, workdir: Path) -> None:
                 lengths.append(len(history.events))
             print(f"history:  largest {max(lengths):,} events over {len(lengths)} runs "
                   "(target under 10,000)")
+            print(f"memory:   peak RSS worker {_peak_mb(procs[1].pid):,.0f} MB, sandbox "
+                  f"{_peak_mb(procs[0].pid):,.0f} MB, benchmark {_peak_mb():,.0f} MB")
         finally:
             for proc in reversed(procs):
                 _stop(proc)
@@ -178,7 +192,8 @@ async def _run(args: argparse.Namespace, url: str, workdir: Path) -> None:
 def main() -> None:
     """Parse the arguments, make the database, run, drop the database."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--customers", type=int, default=100_000)
+    p.add_argument("--recipients", "--customers", dest="customers", type=int, default=100_000,
+                   help="customers in the base, each a recipient")
     p.add_argument("--calibrate", type=int, default=5_000)
     p.add_argument("--temporal", help="host:port of a running Temporal (default: a dev server)")
     args = p.parse_args()

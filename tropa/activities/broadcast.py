@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from tropa.activities.messaging import SendService
 from tropa.broadcasts import store
 from tropa.broadcasts.models import (
     DeliverIn,
@@ -23,14 +20,13 @@ from tropa.broadcasts.models import (
 from tropa.broadcasts.pages import PagePreparer
 from tropa.broadcasts.snapshot import take_snapshot
 from tropa.channels.base import ChannelAdapter
-from tropa.delivery import models as m
-from tropa.dsl.plan import RunRef, StepCall
+from tropa.delivery.batch import BatchDeliverer
+from tropa.dsl.plan import RunRef
 from tropa.errors import AudienceInvalid, AudienceNotFound
 from tropa.logs import get_logger
 from tropa.settings import Settings
 from tropa.store.broadcast_models import Broadcast
 from tropa.store.db import session_scope
-from tropa.store.models import Message
 
 log = get_logger("broadcast")
 _FINAL = ("failed", "cancelled")
@@ -44,7 +40,8 @@ class BroadcastActivities:
                  settings: Settings) -> None:
         self._engine = engine
         self._pages = PagePreparer(engine, adapters, settings)
-        self._send = SendService(engine, adapters, settings)
+        self._deliver = BatchDeliverer(engine, adapters, settings)
+        self._heartbeat = settings.broadcasts.deliver_heartbeat_seconds
 
     @activity.defn(name="tropa.broadcast.snapshot")
     def snapshot(self, inp: SnapshotIn) -> SnapshotOut:
@@ -69,6 +66,7 @@ class BroadcastActivities:
             channel = store.get(session, inp.broadcast_id).channel
         page.deliver_queue, page.batch_size = self._pages.deliver_queue(
             activity.info().task_queue, channel)
+        page.deliver_heartbeat_seconds = self._heartbeat
         return page
 
     @activity.defn(name="tropa.broadcast.deliver")
@@ -79,36 +77,14 @@ class BroadcastActivities:
         again: its delivery row holds the provider's id. Provider outages are raised after
         the rest of the batch went out, so the retry covers only what is left."""
         attempt = activity.info().attempt
-        with session_scope(self._engine) as session:
-            finished = set(session.exec(select(Message.idempotency_key).where(
-                col(Message.idempotency_key).in_(inp.keys),
-                col(Message.status).in_(_FINAL))).all())
-        todo = [k for k in inp.keys if k not in finished]
-        out = DeliverOut(failed=len(inp.keys) - len(todo))
-        transient: list[ApplicationError] = []
-
-        def one(key: str) -> str:
-            call = StepCall(run=_ref(inp.broadcast_id), step_id="send", step_type=m.DELIVER,
-                            params={m.ROUND: 1}, idempotency_key=key)
-            try:
-                self._send.deliver(call, attempt)
-            except ApplicationError as exc:
-                if not exc.non_retryable:
-                    transient.append(exc)
-                    return "retry"
-                return "failed"
-            return "sent"
-
-        with ThreadPoolExecutor(max_workers=min(_THREADS, max(len(todo), 1))) as pool:
-            for result in pool.map(one, todo):
-                activity.heartbeat()  # from this thread: the activity's context lives here
-                if result == "sent":
-                    out.sent += 1
-                elif result == "failed":
-                    out.failed += 1
-        if transient:
-            raise transient[0]
-        return out
+        # Heartbeats from this thread: the activity's context lives here.
+        result = self._deliver.deliver(inp.keys, attempt, progress=activity.heartbeat)
+        if result.transient:
+            first = result.transient[0]
+            log.warning("send_retrying", reason=first.reason, attempt=attempt,
+                        left=len(result.transient))
+            raise ApplicationError(str(first), type=f"ProviderUnavailable.{first.reason}")
+        return DeliverOut(sent=result.sent, failed=result.failed)
 
     @activity.defn(name="tropa.broadcast.finish")
     def finish(self, inp: FinishIn) -> None:

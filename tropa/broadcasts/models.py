@@ -52,6 +52,7 @@ class BroadcastInput(BaseModel):
     page_size: int = 500
     history_limit: int = 4000
     """Continue as new once the history is this long (events)."""
+    page_timeout_seconds: float = 600.0
     state: BroadcastState = Field(default_factory=BroadcastState)
 
 
@@ -85,6 +86,7 @@ class PageOut(BaseModel):
     batch_size: int = 100
     """Messages per deliver activity: 1 on a rate-limited channel, so the channel queue's
     server-side limit (shared with journeys) counts every message."""
+    deliver_heartbeat_seconds: float = 60.0
     counts: Counts = Field(default_factory=Counts)
     handled: int = 0
     next_due: datetime | None = None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.orm import object_session
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from tropa.customers.identifiers import CustomerNotFound, canonical_id
 from tropa.store.models import Customer
@@ -37,8 +38,10 @@ def customer_zone(name: str) -> ZoneInfo:
                           "Europe/Moscow") from exc
 
 
-def customer_view(customer: Customer) -> dict[str, Any]:
-    """Fields templates may use; stays inside activities, never in workflow history."""
+def customer_view(customer: Customer, segments: Mapping[str, str] | None = None
+                  ) -> dict[str, Any]:
+    """Fields templates may use; stays inside activities, never in workflow history.
+    `segments` (from `segments_of`) saves a batch the query per customer."""
     return {
         "id": customer.id,
         "external_id": customer.external_id,
@@ -55,8 +58,18 @@ def customer_view(customer: Customer) -> dict[str, Any]:
         "tags": list(customer.tags),
         "attributes": dict(customer.attributes),
         "consents": dict(customer.consents),
-        "segment": _segment(customer),
+        "segment": (segments.get(customer.id) if segments is not None
+                    else _segment(customer)),
     }
+
+
+def segments_of(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    """The RF segments of these customers in one query (those without one are absent)."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    return {row.customer_id: row.segment for row in session.exec(
+        select(CustomerSegment).where(col(CustomerSegment.customer_id).in_(wanted)))}
 
 
 def _segment(customer: Customer) -> str | None:

@@ -6,19 +6,22 @@ a retried activity or a replayed step never renders, counts or logs a message tw
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import object_session
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tropa.activities.customer_context import customer_view, customer_zone, load_customer
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
 from tropa.channels.catalog import CHANNELS, RECEIPT_CHANNELS
 from tropa.contacts import ContactInvalid, normalise_email, normalise_phone
+from tropa.customers.view import segments_of
 from tropa.delivery import limits
+from tropa.delivery import models as m
 from tropa.delivery.callback import callback_url
 from tropa.delivery.models import Prepared
 from tropa.delivery.store import Delivery
@@ -26,11 +29,17 @@ from tropa.dsl.expressions import ExpressionError, render
 from tropa.dsl.plan import StepCall
 from tropa.errors import MessageInvalid
 from tropa.loyalty.template_view import with_loyalty
-from tropa.policy.caps import cap_reached, journey_cap_reached, lock_customer
+from tropa.policy.caps import (
+    cap_reached,
+    caps_reached,
+    journey_cap_reached,
+    lock_customer,
+    lock_customers,
+)
 from tropa.policy.consent import consent_problem, unverified_problem
 from tropa.policy.quiet_hours import QuietSpan, quiet_until_all
 from tropa.policy.unsubscribe import list_unsubscribe
-from tropa.settings import Settings
+from tropa.settings import CapRule, Settings
 from tropa.store.models import Customer, Message
 
 WHATSAPP_WINDOW = timedelta(hours=24)
@@ -55,16 +64,16 @@ class Preparer:
         """The row's state if it exists; otherwise gate, render and log a new row."""
         existing = session.exec(select(Message).where(Message.idempotency_key == key)).first()
         if existing is not None:
-            return self._prepared(existing, channel), existing
+            return self.prepared(existing, channel), existing
         customer = load_customer(session, call.run.customer_id)
         category = str(call.params.get("category") or call.run.category)
         message = Message(idempotency_key=key, journey=call.run.journey,
                           workflow_id=call.run.workflow_id, step_id=call.step_id,
                           customer_id=customer.id, channel=channel, category=category,
                           created_at=now, updated_at=now)
-        problem = self._consent(customer, channel, category)
+        problem = self.consent(customer, channel, category)
         if problem is None:
-            wait = self._quiet(call, customer, category, now)
+            wait = self.quiet(call, customer, category, now)
             if wait is not None:
                 return Prepared(status="quiet", reason="quiet_hours", wait_until=wait,
                                 detail=f"quiet hours until {wait.isoformat()}"), None
@@ -82,27 +91,115 @@ class Preparer:
                 problem = ("suppressed", "frequency_cap",
                            f"journey frequency cap: at most {cap.max} messages of "
                            f"{call.run.journey} per {cap.per}")
+        self._settle(session, call, customer, message, channel, now, problem)
+        session.add(message)
+        session.flush()
+        return self.prepared(message, channel), message
+
+    def prepare_many(self, session: Session, calls: list[tuple[StepCall, Customer]],
+                     channel: str, now: datetime) -> list[tuple[Prepared, str]]:
+        """`prepare` for many messages on one channel in one transaction, with set-based
+        reads and writes: one query for the rows that exist, one lock and one count per
+        cap rule for all the customers, one insert of the new rows. Each answer comes with
+        its message key. A key already in the log or seen before in the batch (two ids
+        merged into one customer) is answered "duplicate": the caller's own records say
+        whether it handled that message, and nobody is counted or delivered to twice."""
+        keys = [m.message_key(call, channel) for call, _ in calls]
+        existing = {row.idempotency_key: row for row in session.exec(
+            select(Message).where(col(Message.idempotency_key).in_(keys)))}
+        answers: dict[int, Prepared] = {}
+        gated: list[tuple[int, Message, StepCall, Customer, tuple[str, str, str] | None]] = []
+        seen: set[str] = set()
+        for i, ((call, customer), key) in enumerate(zip(calls, keys, strict=True)):
+            if key in seen or key in existing:
+                answers[i] = Prepared(status="duplicate", reason="merged_customer")
+                continue
+            seen.add(key)
+            if call.run.frequency_cap is not None:
+                # A journey's own cap counts per journey: the one-at-a-time path has it.
+                answers[i] = self.prepare(session, call, channel, key, now)[0]
+                continue
+            category = str(call.params.get("category") or call.run.category)
+            problem = self.consent(customer, channel, category)
+            if problem is None:
+                wait = self.quiet(call, customer, category, now)
+                if wait is not None:
+                    answers[i] = Prepared(status="quiet", reason="quiet_hours", wait_until=wait,
+                                          detail=f"quiet hours until {wait.isoformat()}")
+                    continue
+            # Every field with a default factory given: pydantic inspects the factory's
+            # signature on each use, which was most of the cost of a page.
+            message = Message(idempotency_key=key, journey=call.run.journey,
+                              workflow_id=call.run.workflow_id, step_id=call.step_id,
+                              customer_id=customer.id, channel=channel, category=category,
+                              history=[], created_at=now, updated_at=now)
+            gated.append((i, message, call, customer, problem))
+        capped = self._caps(session, [(g[1], g[4]) for g in gated], channel, now)
+        segments = segments_of(session, {g[3].id for g in gated if g[4] is None})
+        deliveries: list[Delivery] = []
+        for i, message, call, customer, problem in gated:
+            rule = capped.get((message.customer_id, message.category))
+            if problem is None and rule is not None:
+                problem = ("suppressed", "frequency_cap",
+                           f"frequency cap: at most {rule.max} {message.category} messages "
+                           f"per {rule.window_seconds}s on {rule.channel}")
+            deliveries += self._settle(None, call, customer, message, channel, now, problem,
+                                       segments)
+            answers[i] = self.prepared(message, channel)
+        # Plain multi-row inserts (the driver's executemany): no ORM bookkeeping and no ids
+        # read back, which a page does not need (`message_id` is None in its answers).
+        if gated:
+            session.execute(sa.insert(_MESSAGES), [_row(_MESSAGES, g[1]) for g in gated])
+        if deliveries:
+            session.execute(sa.insert(_DELIVERIES), [_row(_DELIVERIES, d) for d in deliveries])
+        return [(answers[i], key) for i, key in enumerate(keys)]
+
+    def _caps(self, session: Session, gated: list[tuple[Message, tuple[str, str, str] | None]],
+              channel: str, now: datetime) -> dict[tuple[str, str], CapRule]:
+        """The cap rule each (customer, category) of the batch would break."""
+        by_category: dict[str, list[str]] = {}
+        for message, problem in gated:
+            if problem is None:
+                by_category.setdefault(message.category, []).append(message.customer_id)
+        lock_customers(session, sorted({c for ids in by_category.values() for c in ids}))
+        found: dict[tuple[str, str], CapRule] = {}
+        for category, ids in by_category.items():
+            for customer_id, rule in caps_reached(
+                    session, customer_ids=ids, channel=channel, category=category, now=now,
+                    rules=self._settings.policy.caps).items():
+                found[(customer_id, category)] = rule
+        return found
+
+    def _settle(self, session: Session | None, call: StepCall, customer: Customer,
+                message: Message, channel: str, now: datetime,
+                problem: tuple[str, str, str] | None,
+                segments: Mapping[str, str] | None = None) -> list[Delivery]:
+        """Render a message that passed the gate (queued, with its delivery row, added to
+        `session` if given, returned otherwise), or log why it does not go."""
         options: dict[str, Any] = {}
         if problem is None:
             try:
-                options = self._render(call, customer, message, channel, now)
+                options = self.render(call, customer, message, channel, now, segments)
             except (ContactInvalid, MessageInvalid, ExpressionError) as exc:
                 problem = ("cancelled", _reason(exc), str(exc))
         if problem is None:
             message.status = "queued"
             note(message, "queued", "passed consent, quiet hours and caps", now)
-            session.add(Delivery(provider_key=key, message_key=key, options=options,
-                                 created_at=now, updated_at=now))
-        else:
-            message.status, message.reason = problem[0], problem[1]
-            note(message, problem[0], problem[2], now)
-            _keep_preview(message)
-        session.add(message)
-        session.flush()
-        return self._prepared(message, channel), message
+            delivery = Delivery(provider_key=message.idempotency_key,
+                                message_key=message.idempotency_key, options=options,
+                                created_at=now, updated_at=now)
+            if session is None:
+                return [delivery]
+            session.add(delivery)
+            return []
+        message.status, message.reason = problem[0], problem[1]
+        note(message, problem[0], problem[2], now)
+        _keep_preview(message)
+        return []
 
-    def _consent(self, customer: Customer, channel: str, category: str
-                 ) -> tuple[str, str, str] | None:
+    def consent(self, customer: Customer, channel: str, category: str
+                ) -> tuple[str, str, str] | None:
+        """(status, reason, detail) when consent or an unverified contact forbids it."""
         detail = consent_problem(customer, channel, category)
         if detail is not None:
             return ("suppressed", "no_consent", detail)
@@ -111,8 +208,9 @@ class Preparer:
             return ("suppressed", "unverified_contact", detail)
         return None
 
-    def _quiet(self, call: StepCall, customer: Customer, category: str, now: datetime
-               ) -> datetime | None:
+    def quiet(self, call: StepCall, customer: Customer, category: str, now: datetime
+              ) -> datetime | None:
+        """When the quiet hours that hold at `now` end, or None when none hold."""
         zone = customer_zone(customer.time_zone)
         windows: list[QuietSpan] = []
         window = call.params.get("quiet_hours")
@@ -129,11 +227,12 @@ class Preparer:
                             ZoneInfo(journey.timezone), journey.start, journey.end))
         return quiet_until_all(now, windows)
 
-    def _render(self, call: StepCall, customer: Customer, message: Message, channel: str,
-                now: datetime) -> dict[str, Any]:
+    def render(self, call: StepCall, customer: Customer, message: Message, channel: str,
+               now: datetime, segments: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Fill the message's recipient and parts; the channel options to deliver with."""
         message.recipient = self._recipient(customer, channel)
         limits.check_recipient(message.recipient)
-        context = {**call.context, "customer": self._customer(customer, now)}
+        context = {**call.context, "customer": self._customer(customer, now, segments)}
         message.text = render(str(call.params.get("text") or ""), context)
         if call.params.get("subject"):
             message.subject = render(str(call.params["subject"]), context)
@@ -150,13 +249,15 @@ class Preparer:
         self._adapters[channel].validate(self.outgoing(message, options))
         return options
 
-    def _customer(self, customer: Customer, now: datetime) -> dict[str, Any]:
+    def _customer(self, customer: Customer, now: datetime,
+                  segments: Mapping[str, str] | None = None) -> dict[str, Any]:
         # `customer.loyalty` and `customer.card_link` are read only if the template uses them.
         session = object_session(customer)
         bind = session.get_bind() if session is not None else None
         if not isinstance(bind, sa.Engine):
-            return customer_view(customer)
-        return with_loyalty(customer_view(customer), bind, self._settings.loyalty, now)
+            return customer_view(customer, segments)
+        return with_loyalty(customer_view(customer, segments), bind, self._settings.loyalty,
+                            now)
 
     def _whatsapp(self, call: StepCall, customer: Customer, context: dict[str, Any],
                   now: datetime) -> dict[str, Any]:
@@ -212,7 +313,8 @@ class Preparer:
     def _wants_receipt(self, channel: str) -> bool:
         return bool(self._settings.delivery.receipts_base_url) and channel in RECEIPT_CHANNELS
 
-    def _prepared(self, message: Message, channel: str) -> Prepared:
+    def prepared(self, message: Message, channel: str) -> Prepared:
+        """A logged message's state as the prepare phase reports it."""
         d = self._settings.delivery
         return Prepared(
             status=message.status, reason=message.reason or "",
@@ -223,6 +325,17 @@ class Preparer:
             wants_receipt=self._wants_receipt(channel),
             receipt_timeout_seconds=d.receipt_timeout_seconds,
             redeliver_after_seconds=d.redeliver_after_seconds, max_rounds=d.max_rounds)
+
+
+_MESSAGES: Any = Message.__table__  # type: ignore[attr-defined]
+_DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
+
+
+def _row(table: Any, obj: Any) -> dict[str, Any]:
+    """A model's column values for a Core insert (an autoincrement id left to the database)."""
+    values = {c.name: getattr(obj, c.name) for c in table.columns}
+    return {name: value for name, value in values.items()
+            if value is not None or not table.c[name].primary_key}
 
 
 def _keep_preview(message: Message) -> None:

@@ -28,7 +28,12 @@ def channel_workers(client: Client, settings: Settings, engine: sa.Engine, *, ta
                     adapters: dict[str, ChannelAdapter] | None = None,
                     max_concurrent: int = 8) -> list[Worker]:
     """A worker for each channel's delivery queue."""
-    http = httpx.Client(timeout=settings.providers.timeout_seconds)
+    # Every call a channel's activities can have in flight keeps its connection: a pool
+    # smaller than that would close and reopen connections under a broadcast's load.
+    in_flight = max_concurrent * settings.broadcasts.deliver_concurrency
+    http = httpx.Client(timeout=settings.providers.timeout_seconds,
+                        limits=httpx.Limits(max_connections=None,
+                                            max_keepalive_connections=in_flight))
     deps = WorkerDeps(engine=engine, settings=settings, http=http,
                       adapters=adapters if adapters is not None else build_adapters(settings, http))
     send = send_activity(deps)

@@ -75,7 +75,8 @@ async def create(engine: sa.Engine, client: Client, settings: Settings,
     row = await run_in_threadpool(_insert, engine, new, now)
     b = settings.broadcasts
     inp = BroadcastInput(broadcast_id=row.id, snapshot_at=row.starts_at,
-                         page_size=b.page_size, history_limit=b.history_limit)
+                         page_size=b.page_size, history_limit=b.history_limit,
+                         page_timeout_seconds=b.page_timeout_seconds)
     try:
         await client.start_workflow(
             WORKFLOW, inp, id=row.workflow_id, task_queue=settings.temporal.task_queue,

@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         SnapshotOut,
     )
 
+PREPARE_AHEAD = "broadcast-prepare-ahead"
+"""Patch: the next page is prepared while the current one is delivered."""
 # Database work retries quickly and without end: a broadcast waits out a database outage.
 _DB_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 # Provider outages retry with backoff until the provider is back, like a journey's send.
@@ -87,18 +89,24 @@ class Broadcast:
             state.snapshotted, state.recipients, state.holdout = (True, snap.recipients,
                                                                   snap.holdout)
             self._memo()
+        # Runs started before pages were prepared ahead keep their old order of commands.
+        ahead_allowed = workflow.patched(PREPARE_AHEAD)
+        ahead: asyncio.Task[PageOut] | None = None
         while True:
             await workflow.wait_condition(lambda: not state.paused or state.cancelled)
-            if state.cancelled:
+            if state.cancelled and ahead is None:
                 return await self._finish(inp, "cancelled")
-            page: PageOut = await workflow.execute_activity_method(
-                BroadcastActivities.prepare_page,
-                PageIn(broadcast_id=inp.broadcast_id, now=workflow.now(),
-                       limit=inp.page_size),
-                start_to_close_timeout=timedelta(minutes=10), retry_policy=_DB_RETRY,
-                summary=f"page {state.pages + 1}: gate and log")
-            state.pages += 1
-            delivered = await self._deliver(inp, page)
+            # A page prepared ahead is the page under way: its messages are in the log as
+            # queued, so it is delivered even if a cancel came meanwhile.
+            page = await ahead if ahead is not None else await self._prepare(inp, state)
+            ahead = None
+            sending = asyncio.ensure_future(self._deliver(inp, page))
+            if (ahead_allowed and page.handled > 0 and not state.paused
+                    and not state.cancelled
+                    and workflow.info().get_current_history_length() <= inp.history_limit):
+                # The next page is gated and logged while this one goes out.
+                ahead = asyncio.ensure_future(self._prepare(inp, state))
+            delivered = await sending
             state.counts = state.counts.add(page.counts).add(
                 Counts(queued=-delivered.sent - delivered.failed, sent=delivered.sent,
                        failed=delivered.failed))
@@ -108,9 +116,18 @@ class Broadcast:
                     return await self._finish(inp, "completed")
                 # The next wave (a time zone's local time, or quiet hours ending).
                 await self._until(page.next_due)
-            if workflow.info().get_current_history_length() > inp.history_limit:
+            if (ahead is None
+                    and workflow.info().get_current_history_length() > inp.history_limit):
                 state.continued += 1
                 workflow.continue_as_new(inp.model_copy(update={"state": state}))
+
+    async def _prepare(self, inp: BroadcastInput, state: BroadcastState) -> PageOut:
+        state.pages += 1
+        return await workflow.execute_activity_method(
+            BroadcastActivities.prepare_page,
+            PageIn(broadcast_id=inp.broadcast_id, now=workflow.now(), limit=inp.page_size),
+            start_to_close_timeout=timedelta(seconds=inp.page_timeout_seconds),
+            retry_policy=_DB_RETRY, summary=f"page {state.pages}: gate and log")
 
     async def _snapshot(self, inp: BroadcastInput) -> SnapshotOut:
         return await workflow.execute_activity_method(
@@ -131,7 +148,8 @@ class Broadcast:
                 DeliverIn(broadcast_id=inp.broadcast_id, keys=batch),
                 task_queue=page.deliver_queue,
                 start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(minutes=1), retry_policy=_DELIVER_RETRY,
+                heartbeat_timeout=timedelta(seconds=page.deliver_heartbeat_seconds),
+                retry_policy=_DELIVER_RETRY,
                 summary=f"deliver {len(batch)}")
             for batch in batches])
         return DeliverOut(sent=sum(r.sent for r in results),
