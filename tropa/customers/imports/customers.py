@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from tropa.clock import utcnow
 from tropa.customers.audit import Actor, diff
 from tropa.customers.imports.rows import Problem, Row
-from tropa.store.customer_dates import refresh_dates
+from tropa.store.bulk import among
+from tropa.store.customer_dates import DATES, dates_of
 from tropa.store.customer_models import AuditEntry, Card
 from tropa.store.models import Customer
 
@@ -41,6 +42,7 @@ DEFAULTS: dict[str, Any] = {"external_id": None, "first_name": None, "last_name"
                             "tags": [], "attributes": {}}
 CARD_COLUMNS = ["customer_id", "barcode", "track", "issued_at", "status", "created_at",
                 "updated_at"]
+DATE_COLUMNS = ["customer_id", "path", "item", "time_zone", "month_day", "value", "item_data"]
 AUDIT_COLUMNS = ["customer_id", "entity", "entity_id", "action", "actor_kind", "actor_id",
                  "actor_name", "changes", "at"]
 
@@ -205,7 +207,7 @@ class CustomerImport:
         if self.dry_run:
             return
         self._upsert(conn, upserts)
-        refresh_dates(conn, [u["id"] for u in upserts])
+        self._dates(conn, upserts)
         if cards:
             self._copy_or_insert(conn, CARDS, CARD_COLUMNS, cards)
         if audits:
@@ -257,6 +259,18 @@ class CustomerImport:
             return
         conn.execute(_sqlite_upsert(tuple(update)), rows)
 
+    def _dates(self, conn: sa.Connection, upserts: list[dict[str, Any]]) -> None:
+        # The dates come from the rows just written (what `refresh_dates` would read back).
+        # On PostgreSQL only customers that existed before can hold old ones (a new one that
+        # raced in fails the COPY of customers); SQLite upserts by id, so it clears them all.
+        changed = [u["id"] for u in upserts
+                   if not self.postgres or u["created_at"] != u["updated_at"]]
+        for chunk in _chunks(sorted(changed), 5000):
+            conn.execute(DATES.delete().where(among(conn, DATES.c.customer_id, chunk)))
+        dates = [d for u in upserts for d in dates_of(u)]
+        if dates:
+            self._copy_or_insert(conn, DATES, DATE_COLUMNS, dates)
+
     def _copy_or_insert(self, conn: sa.Connection, table: sa.Table, columns: list[str],
                         rows: list[dict[str, Any]]) -> None:
         if self.postgres:
@@ -306,7 +320,8 @@ def _copy(conn: sa.Connection, table: str, columns: list[str],
     import psycopg
 
     raw: Any = conn.connection.driver_connection
-    as_json = [c in ("consents", "tags", "attributes", "changes") for c in columns]
+    as_json = [c in ("consents", "tags", "attributes", "changes", "item_data")
+               for c in columns]
     dumps = json.dumps
     try:
         with raw.cursor() as cur, \
