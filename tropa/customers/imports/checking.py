@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,7 +25,7 @@ Checked = Row | list[Problem]
 
 
 def checked(table: Table, path: Path, mapping: Mapping, columns: list[Column], *,
-            parallel: bool | None = None) -> Iterator[Checked]:
+            parallel: bool | None = None) -> Generator[Checked, None, None]:
     """Each data row of the table, checked: a Row, or the row's problems."""
     if parallel is None:
         parallel = table.total >= PARALLEL_ROWS

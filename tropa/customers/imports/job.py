@@ -139,8 +139,10 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
             batch.clear()
             pending.clear()
 
+        # Closed on the way out, so a failed write stops the checker process at once.
+        rows = checked(table, path, mapping, columns, parallel=parallel)
         try:
-            for parsed in checked(table, path, mapping, columns, parallel=parallel):
+            for parsed in rows:
                 done += 1
                 if isinstance(parsed, Row):
                     batch.append(parsed)
@@ -151,6 +153,7 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
             flush()
             settle()
         finally:
+            rows.close()
             writer.shutdown(wait=True)
     except (TableUnreadable, OSError) as exc:
         report.close()
