@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
 
@@ -66,18 +67,19 @@ def snapshot(engine: sa.Engine) -> list[tuple[object, ...]]:
             [(n,) for n in conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalars()]
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["checked-here", "checker-process"])
 def test_every_kind_of_bad_row_is_reported_and_reruns_change_nothing(
-        any_engine: sa.Engine, tmp_path: Path) -> None:
+        any_engine: sa.Engine, tmp_path: Path, parallel: bool) -> None:
     with session_scope(any_engine) as session:
         service.upsert(session, customer_id="old", data={"phone": "+79169990000"})
     source = write_csv(tmp_path / "base.csv")
 
-    dry = import_customers(any_engine, source, dry_run=True,
+    dry = import_customers(any_engine, source, dry_run=True, parallel=parallel,
                            job_id=new_job(any_engine, "customers", "base.csv", dry_run=True))
     assert (dry.rows, dry.imported, dry.rejected) == (8, 2, 6)
     assert [r[0] for r in snapshot(any_engine)[:-1]] == ["old"]  # nothing written
 
-    first = import_customers(any_engine, source,
+    first = import_customers(any_engine, source, parallel=parallel,
                              job_id=new_job(any_engine, "customers", "base.csv", dry_run=False))
     assert (first.imported, first.unchanged, first.rejected) == (2, 0, 6)
     assert first.report == tmp_path / "base.rejected.csv"
@@ -88,7 +90,7 @@ def test_every_kind_of_bad_row_is_reported_and_reruns_change_nothing(
         assert (olga.phone, olga.email, olga.birthday.isoformat() if olga.birthday else None) \
             == ("+79167654321", "olga@example.com", "1990-05-17")
     before = snapshot(any_engine)
-    again = import_customers(any_engine, source,
+    again = import_customers(any_engine, source, parallel=parallel,
                              job_id=new_job(any_engine, "customers", "base.csv", dry_run=False))
     assert (again.imported, again.unchanged, again.rejected) == (0, 2, 6)
     assert snapshot(any_engine) == before

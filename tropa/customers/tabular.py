@@ -89,10 +89,9 @@ def _count_lines(path: Path) -> int:
 
 
 def _csv(path: Path, mapping: Mapping) -> Table:
-    f = path.open(encoding=mapping.encoding, errors="surrogateescape", newline="")
-    first = f.readline()
+    with path.open(encoding=mapping.encoding, errors="surrogateescape", newline="") as f:
+        first = f.readline()
     if not first.strip():
-        f.close()
         raise TableUnreadable(f"{path}: empty file; the first row must hold the column names")
     delimiter = mapping.delimiter or max((";", ",", "\t"), key=first.count)
     header = next(csv.reader([first], delimiter=delimiter))
@@ -102,7 +101,9 @@ def _csv(path: Path, mapping: Mapping) -> Table:
     total = max(_count_lines(path) - 1, 0)
 
     def rows() -> Iterator[tuple[int, list[Any]]]:
-        with f:
+        # Opened when read, so a table whose rows are read elsewhere leaves no file open.
+        with path.open(encoding=mapping.encoding, errors="surrogateescape", newline="") as f:
+            f.readline()
             for number, cells in enumerate(csv.reader(f, delimiter=delimiter), start=2):
                 if any(c.strip() for c in cells):
                     yield number, cells

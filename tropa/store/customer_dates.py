@@ -67,7 +67,7 @@ def dates_of(row: Mapping[str, Any]) -> list[dict[str, Any]]:
         day = _as_date(value, zone)
         if day is not None:
             out.append({"customer_id": row["id"], "path": path, "item": item,
-                        "time_zone": zone_name, "month_day": day.strftime("%m-%d"),
+                        "time_zone": zone_name, "month_day": f"{day.month:02d}-{day.day:02d}",
                         "value": day, "item_data": data})
 
     for name in ("birthday", "created_at", "registered_at"):

@@ -12,18 +12,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from tropa.clock import utcnow
 from tropa.customers.audit import Actor, diff
 from tropa.customers.imports.rows import Problem, Row
-from tropa.store.customer_dates import refresh_dates
+from tropa.store.bulk import among
+from tropa.store.customer_dates import DATES, dates_of
 from tropa.store.customer_models import AuditEntry, Card
 from tropa.store.models import Customer
 
@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {"external_id": None, "first_name": None, "last_name"
                             "tags": [], "attributes": {}}
 CARD_COLUMNS = ["customer_id", "barcode", "track", "issued_at", "status", "created_at",
                 "updated_at"]
+DATE_COLUMNS = ["customer_id", "path", "item", "time_zone", "month_day", "value", "item_data"]
+KINDS = ("id", "external_id", "phone", "email", "card")
+KIND = {**{k: k for k in KINDS}, "card_track": "card"}  # a card's track is one of its names
 AUDIT_COLUMNS = ["customer_id", "entity", "entity_id", "action", "actor_kind", "actor_id",
                  "actor_name", "changes", "at"]
 
@@ -69,7 +72,9 @@ class CustomerImport:
         self.headers = headers or {}
         self.actor = actor
         self.dry_run = dry_run
-        self.seen: dict[tuple[str, str], int] = {}
+        # Row numbers by identifier, a dict per kind: a million rows' worth of (kind, value)
+        # tuples would be objects the garbage collector walks again and again.
+        self.seen: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
         self.postgres = engine.dialect.name == "postgresql"
 
     def run(self, rows: list[Row]) -> BatchResult:
@@ -100,55 +105,46 @@ class CustomerImport:
         return result
 
     def _first_time(self, row: Row, result: BatchResult) -> bool:
-        for kind, value in row.identifiers():
-            earlier = self.seen.get(_key(kind, value))
+        seen, identifiers = self.seen, row.identifiers()
+        for kind, value in identifiers:
+            earlier = seen[KIND[kind]].get(value)
             if earlier is not None:
                 result.problems.append(Problem(
                     row.number, self.headers.get(kind, kind), value,
                     f"{kind} already given in row {earlier}", "keep one row per customer"))
                 return False
-        for kind, value in row.identifiers():
-            self.seen[_key(kind, value)] = row.number
+        for kind, value in identifiers:
+            seen[KIND[kind]][value] = row.number
         return True
 
     def _owners(self, conn: sa.Connection, rows: list[Row]) -> dict[tuple[str, str], str]:
-        """Which customer holds each identifier the rows name."""
+        """Which customer holds each identifier the rows name (one query per kind)."""
         owners: dict[tuple[str, str], str] = {}
-        wanted: dict[str, set[str]] = {"id": set(), "external_id": set(), "phone": set(),
-                                       "email": set(), "card": set()}
+        wanted: dict[str, set[str]] = {kind: set() for kind in KINDS}
         for row in rows:
             for kind, value in row.identifiers():
-                wanted[_key(kind, value)[0]].add(value)
+                wanted[KIND[kind]].add(value)
         for kind in ("id", "external_id", "phone", "email"):
-            for chunk in _chunks(sorted(wanted[kind]), 5000):
-                for cid, value in self._select_in(conn, f"id, {kind}", "customers", kind,
-                                                  chunk):
+            if wanted[kind]:
+                column = CUSTOMERS.c[kind]
+                query = sa.select(CUSTOMERS.c.id, column).where(
+                    among(conn, column, sorted(wanted[kind])))
+                for cid, value in conn.execute(query):
                     owners[(kind, value)] = cid
-        for chunk in _chunks(sorted(wanted["card"]), 5000):
-            for column in ("barcode", "track"):
-                for cid, barcode, track in self._select_in(
-                        conn, "customer_id, barcode, track", "cards", column, chunk):
-                    owners[("card", barcode)] = cid
-                    if track:
-                        owners[("card", track)] = cid
+        cards = sorted(wanted["card"])
+        for column in (CARDS.c.barcode, CARDS.c.track) if cards else ():
+            query = sa.select(CARDS.c.customer_id, CARDS.c.barcode, CARDS.c.track).where(
+                among(conn, column, cards))
+            for cid, barcode, track in conn.execute(query):
+                owners[("card", barcode)] = cid
+                if track:
+                    owners[("card", track)] = cid
         return owners
-
-    def _select_in(self, conn: sa.Connection, columns: str, table: str, key: str,
-                   values: list[str], lock: bool = False) -> Any:
-        """Rows whose `key` is one of `values`: one array parameter on PostgreSQL (an IN list
-        of thousands of parameters costs more to build than to run), IN on SQLite."""
-        suffix = " FOR UPDATE" if lock else ""
-        if self.postgres:
-            return conn.execute(sa.text(f"SELECT {columns} FROM {table} WHERE {key} = "
-                                        f"ANY(:values){suffix}").bindparams(values=values))
-        names = ", ".join(f":v{i}" for i in range(len(values)))
-        return conn.execute(sa.text(f"SELECT {columns} FROM {table} WHERE {key} IN "
-                                    f"({names})"), {f"v{i}": v for i, v in enumerate(values)})
 
     def _target(self, row: Row, owners: dict[tuple[str, str], str],
                 result: BatchResult) -> str | None:
-        holders = {(k, v): owners[_key(k, v)] for k, v in row.identifiers()
-                   if _key(k, v) in owners}
+        holders = {(k, v): owners[(KIND[k], v)] for k, v in row.identifiers()
+                   if (KIND[k], v) in owners}
         target = row.id or (next(iter(holders.values())) if holders else new_id(row))
         for (kind, value), holder in holders.items():
             if holder != target:
@@ -205,7 +201,7 @@ class CustomerImport:
         if self.dry_run:
             return
         self._upsert(conn, upserts)
-        refresh_dates(conn, [u["id"] for u in upserts])
+        self._dates(conn, upserts)
         if cards:
             self._copy_or_insert(conn, CARDS, CARD_COLUMNS, cards)
         if audits:
@@ -217,19 +213,12 @@ class CustomerImport:
             conn.execute(sa.text("UPDATE import_jobs SET rows_done = rows_done WHERE 0"))
 
     def _existing(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(sorted(set(ids)), 5000):
-            if self.postgres:
-                match = CUSTOMERS.c.id == sa.any_(sa.bindparam(
-                    "ids", value=chunk, type_=postgresql.ARRAY(sa.String)))
-            else:
-                match = CUSTOMERS.c.id.in_(sa.bindparam("ids", value=chunk, expanding=True))
-            query = sa.select(CUSTOMERS).where(match)
-            if self.postgres and not self.dry_run:
-                query = query.with_for_update()
-            for r in conn.execute(query).mappings():
-                out[r["id"]] = dict(r)
-        return out
+        if not ids:
+            return {}
+        query = sa.select(CUSTOMERS).where(among(conn, CUSTOMERS.c.id, sorted(set(ids))))
+        if self.postgres and not self.dry_run:
+            query = query.with_for_update()
+        return {r["id"]: dict(r) for r in conn.execute(query).mappings()}
 
     def _upsert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -257,6 +246,18 @@ class CustomerImport:
             return
         conn.execute(_sqlite_upsert(tuple(update)), rows)
 
+    def _dates(self, conn: sa.Connection, upserts: list[dict[str, Any]]) -> None:
+        # The dates come from the rows just written (what `refresh_dates` would read back).
+        # On PostgreSQL only customers that existed before can hold old ones (a new one that
+        # raced in fails the COPY of customers); SQLite upserts by id, so it clears them all.
+        changed = [u["id"] for u in upserts
+                   if not self.postgres or u["created_at"] != u["updated_at"]]
+        if changed:
+            conn.execute(DATES.delete().where(among(conn, DATES.c.customer_id, changed)))
+        dates = [d for u in upserts for d in dates_of(u)]
+        if dates:
+            self._copy_or_insert(conn, DATES, DATE_COLUMNS, dates)
+
     def _copy_or_insert(self, conn: sa.Connection, table: sa.Table, columns: list[str],
                         rows: list[dict[str, Any]]) -> None:
         if self.postgres:
@@ -275,10 +276,6 @@ def _sqlite_upsert(update: tuple[str, ...]) -> Any:
         set_={**{c: stmt.excluded[c] for c in update}, "version": CUSTOMERS.c.version + 1})
 
 
-def _key(kind: str, value: str) -> tuple[str, str]:
-    return ("card" if kind == "card_track" else kind, value)
-
-
 def _merged(before: dict[str, Any] | None, row: Row) -> dict[str, Any]:
     after = dict(before) if before is not None else dict(DEFAULTS)
     after.update(row.fields)
@@ -294,9 +291,16 @@ def _merged(before: dict[str, Any] | None, row: Row) -> dict[str, Any]:
     return after
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode  # dumps() makes one a call
+
+
+def _json(value: Any) -> str:
+    # Most JSON cells of an import are empty; dumping them costs more than the COPY.
+    if value is None:
+        return "null"
+    if not value and isinstance(value, dict | list):
+        return "{}" if isinstance(value, dict) else "[]"
+    return _ENCODE(value)
 
 
 def _copy(conn: sa.Connection, table: str, columns: list[str],
@@ -306,13 +310,13 @@ def _copy(conn: sa.Connection, table: str, columns: list[str],
     import psycopg
 
     raw: Any = conn.connection.driver_connection
-    as_json = [c in ("consents", "tags", "attributes", "changes") for c in columns]
-    dumps = json.dumps
+    as_json = [c in ("consents", "tags", "attributes", "changes", "item_data")
+               for c in columns]
     try:
         with raw.cursor() as cur, \
                 cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
             for row in rows:
-                cp.write_row([dumps(row[c], ensure_ascii=False, default=str) if j else row[c]
+                cp.write_row([_json(row[c]) if j else row[c]
                               for c, j in zip(columns, as_json, strict=True)])
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(f"COPY {table}", None, exc) from exc

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 
 from tropa.clock import utcnow
 from tropa.customers.audit import Actor
+from tropa.customers.imports.checking import checked
 from tropa.customers.imports.customers import BatchResult, CustomerImport
-from tropa.customers.imports.rows import Problem, Row, columns_of, parse_row
+from tropa.customers.imports.rows import Problem, Row, columns_of
 from tropa.customers.tabular import Mapping, TableUnreadable, open_table
 from tropa.store.customer_models import ImportJob
 from tropa.store.db import session_scope
@@ -92,8 +93,11 @@ class Report:
 def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor | None = None,
                      mapping: Mapping | None = None, dry_run: bool = False,
                      report_path: Path | None = None, progress: ProgressFn | None = None,
-                     batch_size: int = BATCH) -> Summary:
-    """Import customers from a .csv or .xlsx file; TableUnreadable if it is not a table."""
+                     batch_size: int = BATCH, parallel: bool | None = None) -> Summary:
+    """Import customers from a .csv or .xlsx file; TableUnreadable if it is not a table.
+
+    `parallel` checks rows in a second process (by default for a CSV of 20,000 rows or more).
+    """
     mapping = mapping or Mapping()
     actor = actor or Actor("import", job_id, path.name[:200])
     report = Report(report_path or path.with_name(f"{path.stem}.rejected.csv"))
@@ -135,10 +139,11 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
             batch.clear()
             pending.clear()
 
+        # Closed on the way out, so a failed write stops the checker process at once.
+        rows = checked(table, path, mapping, columns, parallel=parallel)
         try:
-            for number, cells in table.rows:
+            for parsed in rows:
                 done += 1
-                parsed = parse_row(number, cells, columns, table.formulas.get(number, set()))
                 if isinstance(parsed, Row):
                     batch.append(parsed)
                 else:
@@ -148,6 +153,7 @@ def import_customers(engine: sa.Engine, path: Path, *, job_id: str, actor: Actor
             flush()
             settle()
         finally:
+            rows.close()
             writer.shutdown(wait=True)
     except (TableUnreadable, OSError) as exc:
         report.close()
