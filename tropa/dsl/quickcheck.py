@@ -15,11 +15,7 @@ _SIMPLE_OUTPUT = re.compile(
 
 def simple_template_problems(source: str) -> tuple[str, ...] | None:
     """The problems of a template made only of simple outputs, or None for any other."""
-    paths = simple_template_paths(source)
-    if paths is None:
-        return None
-    return tuple(private_problem(attr) for path in paths for attr in path.split(".")[1:]
-                 if attr.startswith("_"))
+    return _private_problems(simple_template_paths(source))
 
 
 def simple_template_paths(source: str) -> list[str] | None:
@@ -42,11 +38,7 @@ _CONDITION_TOKEN = re.compile(
 def simple_condition_problems(source: str) -> tuple[str, ...] | None:
     """The problems of a condition like `customer.vip and event.data.total > 100` (paths,
     numbers, strings, comparisons, and/or/not), or None for any other."""
-    paths = simple_condition_paths(source)
-    if paths is None:
-        return None
-    return tuple(private_problem(attr) for path in paths for attr in path.split(".")[1:]
-                 if attr.startswith("_"))
+    return _private_problems(simple_condition_paths(source))
 
 
 def simple_condition_paths(source: str) -> list[str] | None:
@@ -75,6 +67,15 @@ def simple_condition_paths(source: str) -> list[str] | None:
             return None
         position = token.end()
     return None if want_operand else paths
+
+
+def _private_problems(paths: list[str] | None) -> tuple[str, ...] | None:
+    """A problem for each underscore attribute on these paths; None when there are none to
+    judge (the source was not of a simple kind)."""
+    if paths is None:
+        return None
+    return tuple(private_problem(attr) for path in paths for attr in path.split(".")[1:]
+                 if attr.startswith("_"))
 
 
 def private_problem(attr: str) -> str:
