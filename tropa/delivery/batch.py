@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from tropa.channels.base import Accepted, ChannelAdapter, OutgoingMessage
 from tropa.clock import utcnow
-from tropa.delivery.prepare import Preparer
+from tropa.delivery.prepare import Draft, Preparer
 from tropa.delivery.receipts import settle_early
 from tropa.delivery.store import Delivery, EarlyReceipt
 from tropa.errors import MessageInvalid, ProviderError, ProviderUnavailable
@@ -58,8 +58,10 @@ def _answer_update(table: Any, *, counts_attempt: bool) -> Any:
     return sa.update(table).where(key == sa.bindparam("b_key")).values(**values)
 
 
-_UPDATE_MESSAGES = _answer_update(Message.__table__, counts_attempt=True)  # type: ignore[attr-defined]
-_UPDATE_DELIVERIES = _answer_update(Delivery.__table__, counts_attempt=False)  # type: ignore[attr-defined]
+_MESSAGES: Any = Message.__table__  # type: ignore[attr-defined]
+_DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
+_UPDATE_MESSAGES = _answer_update(_MESSAGES, counts_attempt=True)
+_UPDATE_DELIVERIES = _answer_update(_DELIVERIES, counts_attempt=False)
 
 
 @dataclass
@@ -101,10 +103,13 @@ class BatchDeliverer:
         histories: dict[str, list[dict[str, Any]]] = {}
         with session_scope(self._engine) as session:
             custom_plans(session)
-            messages = {row.idempotency_key: row for row in session.exec(
-                select(Message).where(col(Message.idempotency_key).in_(keys)))}
-            taken = {row.provider_key: row for row in session.exec(
-                select(Delivery).where(col(Delivery.provider_key).in_(keys)))}
+            # Plain rows, not models: a batch only reads them.
+            messages = {row.idempotency_key: Draft(**row._mapping) for row in session.execute(
+                sa.select(_MESSAGES).where(_MESSAGES.c.idempotency_key.in_(keys)))}
+            taken = {row.provider_key: row for row in session.execute(
+                sa.select(_DELIVERIES.c.provider_key, _DELIVERIES.c.provider_message_id,
+                          _DELIVERIES.c.options)
+                .where(_DELIVERIES.c.provider_key.in_(keys)))}
             for key in keys:
                 message, delivery = messages.get(key), taken.get(key)
                 if message is None or message.status in _FINAL:

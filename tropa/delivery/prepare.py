@@ -48,9 +48,9 @@ WHATSAPP_WINDOW = timedelta(hours=24)
 
 @dataclass(slots=True)
 class Draft:
-    """A message row about to be inserted by `prepare_many`: the log's columns as a plain
-    object, since building a table model per row (pydantic and ORM state) was a large part
-    of a page's cost."""
+    """A message log row as a plain object (one about to be inserted by `prepare_many`, or
+    one read for delivery): building a table model per row (pydantic and ORM state) was a
+    large part of a broadcast page's cost."""
 
     idempotency_key: str
     journey: str
