@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any
 
 import sqlalchemy as sa
@@ -121,18 +122,26 @@ class BatchDeliverer:
                         message, delivery.options if delivery is not None else {}))
                     histories[key] = list(message.history)
         channels = {m.channel for m in messages.values()}
+        # Calls report to a queue as they finish: waiting on the set of pending futures
+        # instead costs a pass over all of them per answer.
+        finished: SimpleQueue[Future[Answer]] = SimpleQueue()
         with ThreadPoolExecutor(max_workers=max(1, min(self._concurrency, len(todo)))) as pool:
-            pending: set[Future[Answer]] = {pool.submit(self._call, o) for o in todo}
+            for outgoing in todo:
+                pool.submit(self._call, outgoing).add_done_callback(finished.put)
+            left = len(todo)
             done: list[Answer] = []
             beat = 0.0
-            while pending:
-                finished, pending = wait(pending, timeout=1, return_when=FIRST_COMPLETED)
-                done += [f.result() for f in finished]
+            while left:
+                try:
+                    done.append(finished.get(timeout=1).result())
+                    left -= 1
+                except Empty:
+                    pass
                 if time.monotonic() - beat >= 1:
                     # A heartbeat waits for the worker's event loop: once a second is enough.
                     progress()
                     beat = time.monotonic()
-                if len(done) >= _GROUP or (done and not pending):
+                if len(done) >= _GROUP or (done and not left):
                     self._record(done, histories, attempt, result)
                     done = []
         log.info("broadcast_batch_delivered", channels=sorted(channels), sent=result.sent,
