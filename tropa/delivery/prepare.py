@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import object_session
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from tropa.activities.customer_context import customer_view, customer_zone, load_customer
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
@@ -138,8 +138,8 @@ class Preparer:
         merged into one customer) is answered "duplicate": the caller's own records say
         whether it handled that message, and nobody is counted or delivered to twice."""
         keys = [m.message_key(call, channel) for call, _ in calls]
-        existing = {row.idempotency_key: row for row in session.exec(
-            select(Message).where(col(Message.idempotency_key).in_(keys)))}
+        existing = set(session.execute(sa.select(_MESSAGES.c.idempotency_key).where(
+            _MESSAGES.c.idempotency_key.in_(keys))).scalars())
         answers: dict[int, Prepared] = {}
         gated: list[tuple[int, Draft, StepCall, Customer, tuple[str, str, str] | None]] = []
         seen: set[str] = set()
