@@ -58,39 +58,42 @@ class PagePreparer:
             if broadcast is None:
                 raise LookupError(f"broadcast {broadcast_id} does not exist")
             params, channel = dict(broadcast.send), broadcast.channel
-            due = list(session.exec(
-                select(BroadcastRecipient).where(
-                    BroadcastRecipient.broadcast_id == broadcast_id,
-                    BroadcastRecipient.state == "pending",
-                    col(BroadcastRecipient.send_at) <= now)
-                .order_by(col(BroadcastRecipient.send_at), col(BroadcastRecipient.customer_id))
-                .limit(limit)).all())
+            # The recipients' ids only, and set-based updates below: no model per row.
+            due: list[str] = list(session.execute(
+                sa.select(_RECIPIENTS.c.customer_id).where(
+                    _RECIPIENTS.c.broadcast_id == broadcast_id,
+                    _RECIPIENTS.c.state == "pending", _RECIPIENTS.c.send_at <= now)
+                .order_by(_RECIPIENTS.c.send_at, _RECIPIENTS.c.customer_id)
+                .limit(limit)).scalars())
             context = {"broadcast": {"id": broadcast_id, "name": broadcast.name},
                        "journey": {"name": journey_of(broadcast_id)}, "event": {"data": {}},
                        "steps": {}}
             page = PageOut(handled=len(due))
-            customers = _customers(session, [r.customer_id for r in due])
+            customers = _customers(session, due)
             calls: list[tuple[StepCall, Customer]] = []
-            asked: list[BroadcastRecipient] = []
-            for recipient in due:
-                reason = _unreachable(customers.get(recipient.customer_id))
+            asked: list[str] = []
+            skipped: list[dict[str, Any]] = []
+            waiting: list[dict[str, Any]] = []
+            done: list[str] = []
+            for customer_id in due:
+                reason = _unreachable(customers.get(customer_id))
                 if reason is not None:
-                    recipient.state, recipient.reason = "skipped", reason
+                    skipped.append({"b_customer": customer_id, "b_reason": reason})
                     _count(page, ("skipped", reason, None))
                     continue
-                calls.append((_call(broadcast_id, customers[recipient.customer_id], channel,
-                                    params, context, now), customers[recipient.customer_id]))
-                asked.append(recipient)
+                calls.append((_call(broadcast_id, customers[customer_id], channel,
+                                    params, context, now), customers[customer_id]))
+                asked.append(customer_id)
             answers = self._preparer.prepare_many(session, calls, channel, now)
-            for recipient, (prepared, key) in zip(asked, answers, strict=True):
+            for customer_id, (prepared, key) in zip(asked, answers, strict=True):
                 if prepared.status == "quiet" and prepared.wait_until is not None:
                     # Quiet hours in the customer's zone: the recipient waits for the window.
-                    recipient.send_at = prepared.wait_until
+                    waiting.append({"b_customer": customer_id, "b_send_at": prepared.wait_until})
                     continue
-                recipient.state = "prepared"
+                done.append(customer_id)
                 _count(page, (prepared.status, prepared.reason,
                               key if prepared.status == "queued" else None))
-            session.add_all(due)
+            _record(session, broadcast_id, done, skipped, waiting)
         page.next_due = self._next_due(broadcast_id)
         return page
 
@@ -109,6 +112,25 @@ class PagePreparer:
                  else task_queue)
         rate = self._settings.delivery.rates.get(channel)
         return queue, 1 if rate and rate > 0 else self._settings.broadcasts.deliver_batch
+
+
+_RECIPIENTS: Any = BroadcastRecipient.__table__  # type: ignore[attr-defined]
+
+
+def _record(session: Session, broadcast_id: str, done: list[str],
+            skipped: list[dict[str, Any]], waiting: list[dict[str, Any]]) -> None:
+    """Write the page's recipients' new states, a statement per kind of change."""
+    c = _RECIPIENTS.c
+    if done:
+        session.execute(sa.update(_RECIPIENTS).where(
+            c.broadcast_id == broadcast_id, c.customer_id.in_(done)).values(state="prepared"))
+    one = sa.and_(c.broadcast_id == broadcast_id, c.customer_id == sa.bindparam("b_customer"))
+    if skipped:
+        session.execute(sa.update(_RECIPIENTS).where(one).values(
+            state="skipped", reason=sa.bindparam("b_reason")), skipped)
+    if waiting:
+        session.execute(sa.update(_RECIPIENTS).where(one).values(
+            send_at=sa.bindparam("b_send_at", type_=c.send_at.type)), waiting)
 
 
 def _customers(session: Session, ids: list[str]) -> dict[str, Customer]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 
 from tropa.channels.base import Accepted, ChannelAdapter, OutgoingMessage
 from tropa.clock import utcnow
-from tropa.delivery.prepare import Preparer
+from tropa.delivery.prepare import Draft, Preparer
 from tropa.delivery.receipts import settle_early
 from tropa.delivery.store import Delivery, EarlyReceipt
 from tropa.errors import MessageInvalid, ProviderError, ProviderUnavailable
@@ -58,8 +59,10 @@ def _answer_update(table: Any, *, counts_attempt: bool) -> Any:
     return sa.update(table).where(key == sa.bindparam("b_key")).values(**values)
 
 
-_UPDATE_MESSAGES = _answer_update(Message.__table__, counts_attempt=True)  # type: ignore[attr-defined]
-_UPDATE_DELIVERIES = _answer_update(Delivery.__table__, counts_attempt=False)  # type: ignore[attr-defined]
+_MESSAGES: Any = Message.__table__  # type: ignore[attr-defined]
+_DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
+_UPDATE_MESSAGES = _answer_update(_MESSAGES, counts_attempt=True)
+_UPDATE_DELIVERIES = _answer_update(_DELIVERIES, counts_attempt=False)
 
 
 @dataclass
@@ -101,10 +104,13 @@ class BatchDeliverer:
         histories: dict[str, list[dict[str, Any]]] = {}
         with session_scope(self._engine) as session:
             custom_plans(session)
-            messages = {row.idempotency_key: row for row in session.exec(
-                select(Message).where(col(Message.idempotency_key).in_(keys)))}
-            taken = {row.provider_key: row for row in session.exec(
-                select(Delivery).where(col(Delivery.provider_key).in_(keys)))}
+            # Plain rows, not models: a batch only reads them.
+            messages = {row.idempotency_key: Draft(**row._mapping) for row in session.execute(
+                sa.select(_MESSAGES).where(_MESSAGES.c.idempotency_key.in_(keys)))}
+            taken = {row.provider_key: row for row in session.execute(
+                sa.select(_DELIVERIES.c.provider_key, _DELIVERIES.c.provider_message_id,
+                          _DELIVERIES.c.options)
+                .where(_DELIVERIES.c.provider_key.in_(keys)))}
             for key in keys:
                 message, delivery = messages.get(key), taken.get(key)
                 if message is None or message.status in _FINAL:
@@ -116,18 +122,26 @@ class BatchDeliverer:
                         message, delivery.options if delivery is not None else {}))
                     histories[key] = list(message.history)
         channels = {m.channel for m in messages.values()}
+        # Calls report to a queue as they finish: waiting on the set of pending futures
+        # instead costs a pass over all of them per answer.
+        finished: SimpleQueue[Future[Answer]] = SimpleQueue()
         with ThreadPoolExecutor(max_workers=max(1, min(self._concurrency, len(todo)))) as pool:
-            pending: set[Future[Answer]] = {pool.submit(self._call, o) for o in todo}
+            for outgoing in todo:
+                pool.submit(self._call, outgoing).add_done_callback(finished.put)
+            left = len(todo)
             done: list[Answer] = []
             beat = 0.0
-            while pending:
-                finished, pending = wait(pending, timeout=1, return_when=FIRST_COMPLETED)
-                done += [f.result() for f in finished]
+            while left:
+                try:
+                    done.append(finished.get(timeout=1).result())
+                    left -= 1
+                except Empty:
+                    pass
                 if time.monotonic() - beat >= 1:
                     # A heartbeat waits for the worker's event loop: once a second is enough.
                     progress()
                     beat = time.monotonic()
-                if len(done) >= _GROUP or (done and not pending):
+                if len(done) >= _GROUP or (done and not left):
                     self._record(done, histories, attempt, result)
                     done = []
         log.info("broadcast_batch_delivered", channels=sorted(channels), sent=result.sent,

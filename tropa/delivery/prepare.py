@@ -7,13 +7,14 @@ a retried activity or a replayed step never renders, counts or logs a message tw
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import object_session
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from tropa.activities.customer_context import customer_view, customer_zone, load_customer
 from tropa.channels.base import ChannelAdapter, OutgoingMessage
@@ -45,7 +46,39 @@ from tropa.store.models import Customer, Message
 WHATSAPP_WINDOW = timedelta(hours=24)
 
 
-def note(message: Message, status: str, detail: str, at: datetime) -> None:
+@dataclass(slots=True)
+class Draft:
+    """A message log row as a plain object (one about to be inserted by `prepare_many`, or
+    one read for delivery): building a table model per row (pydantic and ORM state) was a
+    large part of a broadcast page's cost."""
+
+    idempotency_key: str
+    journey: str
+    workflow_id: str
+    step_id: str
+    customer_id: str
+    channel: str
+    category: str
+    created_at: datetime
+    updated_at: datetime
+    recipient: str = ""
+    subject: str | None = None
+    text: str = ""
+    html: str | None = None
+    status: str = "pending"
+    reason: str | None = None
+    provider_message_id: str | None = None
+    provider: str | None = None
+    attempts: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The column values for a Core insert (the id left to the database)."""
+        return {name: getattr(self, name) for name in _MESSAGE_COLUMNS}
+
+
+def note(message: Message | Draft, status: str, detail: str, at: datetime) -> None:
     """Append a line to the message's history (what a marketer sees in the log)."""
     message.history = [*message.history, {"at": at.isoformat(), "status": status,
                                           "detail": detail}]
@@ -105,10 +138,10 @@ class Preparer:
         merged into one customer) is answered "duplicate": the caller's own records say
         whether it handled that message, and nobody is counted or delivered to twice."""
         keys = [m.message_key(call, channel) for call, _ in calls]
-        existing = {row.idempotency_key: row for row in session.exec(
-            select(Message).where(col(Message.idempotency_key).in_(keys)))}
+        existing = set(session.execute(sa.select(_MESSAGES.c.idempotency_key).where(
+            _MESSAGES.c.idempotency_key.in_(keys))).scalars())
         answers: dict[int, Prepared] = {}
-        gated: list[tuple[int, Message, StepCall, Customer, tuple[str, str, str] | None]] = []
+        gated: list[tuple[int, Draft, StepCall, Customer, tuple[str, str, str] | None]] = []
         seen: set[str] = set()
         for i, ((call, customer), key) in enumerate(zip(calls, keys, strict=True)):
             if key in seen or key in existing:
@@ -127,16 +160,14 @@ class Preparer:
                     answers[i] = Prepared(status="quiet", reason="quiet_hours", wait_until=wait,
                                           detail=f"quiet hours until {wait.isoformat()}")
                     continue
-            # Every field with a default factory given: pydantic inspects the factory's
-            # signature on each use, which was most of the cost of a page.
-            message = Message(idempotency_key=key, journey=call.run.journey,
-                              workflow_id=call.run.workflow_id, step_id=call.step_id,
-                              customer_id=customer.id, channel=channel, category=category,
-                              history=[], created_at=now, updated_at=now)
+            message = Draft(idempotency_key=key, journey=call.run.journey,
+                            workflow_id=call.run.workflow_id, step_id=call.step_id,
+                            customer_id=customer.id, channel=channel, category=category,
+                            created_at=now, updated_at=now)
             gated.append((i, message, call, customer, problem))
         capped = self._caps(session, [(g[1], g[4]) for g in gated], channel, now)
         segments = segments_of(session, {g[3].id for g in gated if g[4] is None})
-        deliveries: list[Delivery] = []
+        deliveries: list[dict[str, Any]] = []
         for i, message, call, customer, problem in gated:
             rule = capped.get((message.customer_id, message.category))
             if problem is None and rule is not None:
@@ -149,12 +180,12 @@ class Preparer:
         # Plain multi-row inserts (the driver's executemany): no ORM bookkeeping and no ids
         # read back, which a page does not need (`message_id` is None in its answers).
         if gated:
-            session.execute(sa.insert(_MESSAGES), [_row(_MESSAGES, g[1]) for g in gated])
+            session.execute(sa.insert(_MESSAGES), [g[1].row() for g in gated])
         if deliveries:
-            session.execute(sa.insert(_DELIVERIES), [_row(_DELIVERIES, d) for d in deliveries])
+            session.execute(sa.insert(_DELIVERIES), deliveries)
         return [(answers[i], key) for i, key in enumerate(keys)]
 
-    def _caps(self, session: Session, gated: list[tuple[Message, tuple[str, str, str] | None]],
+    def _caps(self, session: Session, gated: list[tuple[Draft, tuple[str, str, str] | None]],
               channel: str, now: datetime) -> dict[tuple[str, str], CapRule]:
         """The cap rule each (customer, category) of the batch would break."""
         by_category: dict[str, list[str]] = {}
@@ -171,11 +202,12 @@ class Preparer:
         return found
 
     def _settle(self, session: Session | None, call: StepCall, customer: Customer,
-                message: Message, channel: str, now: datetime,
+                message: Message | Draft, channel: str, now: datetime,
                 problem: tuple[str, str, str] | None,
-                segments: Mapping[str, str] | None = None) -> list[Delivery]:
+                segments: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Render a message that passed the gate (queued, with its delivery row, added to
-        `session` if given, returned otherwise), or log why it does not go."""
+        `session` if given, returned as the row's column values otherwise), or log why it
+        does not go."""
         options: dict[str, Any] = {}
         if problem is None:
             try:
@@ -185,12 +217,15 @@ class Preparer:
         if problem is None:
             message.status = "queued"
             note(message, "queued", "passed consent, quiet hours and caps", now)
-            delivery = Delivery(provider_key=message.idempotency_key,
-                                message_key=message.idempotency_key, options=options,
-                                created_at=now, updated_at=now)
             if session is None:
-                return [delivery]
-            session.add(delivery)
+                # Delivery's defaults, written out: no model built per row.
+                return [{"provider_key": message.idempotency_key,
+                         "message_key": message.idempotency_key, "round": 1, "provider": "",
+                         "provider_message_id": None, "status": "sending", "reason": None,
+                         "options": options, "created_at": now, "updated_at": now}]
+            session.add(Delivery(provider_key=message.idempotency_key,
+                                 message_key=message.idempotency_key, options=options,
+                                 created_at=now, updated_at=now))
             return []
         message.status, message.reason = problem[0], problem[1]
         note(message, problem[0], problem[2], now)
@@ -227,8 +262,9 @@ class Preparer:
                             ZoneInfo(journey.timezone), journey.start, journey.end))
         return quiet_until_all(now, windows)
 
-    def render(self, call: StepCall, customer: Customer, message: Message, channel: str,
-               now: datetime, segments: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def render(self, call: StepCall, customer: Customer, message: Message | Draft,
+               channel: str, now: datetime, segments: Mapping[str, str] | None = None
+               ) -> dict[str, Any]:
         """Fill the message's recipient and parts; the channel options to deliver with."""
         message.recipient = self._recipient(customer, channel)
         limits.check_recipient(message.recipient)
@@ -286,7 +322,7 @@ class Preparer:
             raise ContactInvalid(f"the customer has no `{name}` attribute for {channel}")
         return str(value)
 
-    def outgoing(self, message: Message, options: dict[str, Any], key: str | None = None
+    def outgoing(self, message: Message | Draft, options: dict[str, Any], key: str | None = None
                  ) -> OutgoingMessage:
         """The adapter's view of a logged message (with List-Unsubscribe on marketing mail)."""
         headers: dict[str, str] = {}
@@ -313,7 +349,7 @@ class Preparer:
     def _wants_receipt(self, channel: str) -> bool:
         return bool(self._settings.delivery.receipts_base_url) and channel in RECEIPT_CHANNELS
 
-    def prepared(self, message: Message, channel: str) -> Prepared:
+    def prepared(self, message: Message | Draft, channel: str) -> Prepared:
         """A logged message's state as the prepare phase reports it."""
         d = self._settings.delivery
         return Prepared(
@@ -329,16 +365,10 @@ class Preparer:
 
 _MESSAGES: Any = Message.__table__  # type: ignore[attr-defined]
 _DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
+_MESSAGE_COLUMNS = tuple(c.name for c in _MESSAGES.columns if c.name != "id")
 
 
-def _row(table: Any, obj: Any) -> dict[str, Any]:
-    """A model's column values for a Core insert (an autoincrement id left to the database)."""
-    values = {c.name: getattr(obj, c.name) for c in table.columns}
-    return {name: value for name, value in values.items()
-            if value is not None or not table.c[name].primary_key}
-
-
-def _keep_preview(message: Message) -> None:
+def _keep_preview(message: Message | Draft) -> None:
     """A message that is not sent keeps only a bounded preview of what was rendered: an
     oversize text is a content error, not something to store (or to fail storing)."""
     message.text = limits.preview(message.text, limits.STORED_PREVIEW) or ""

@@ -189,8 +189,16 @@ def _expression(source: str) -> TemplateExpression:
     return ENV.compile_expression(source, undefined_to_none=False)
 
 
+def _plain(source: str) -> bool:
+    """Whether Jinja would give `source` back unchanged: no tag, expression or comment, and
+    no line ending it rewrites (it turns CR LF into LF and drops one trailing newline)."""
+    return "{" not in source and "\r" not in source and not source.endswith("\n")
+
+
 def render(source: str, context: dict[str, Any]) -> str:
     """Render a message text; raise ExpressionError naming the missing value or refusal."""
+    if _plain(source):
+        return source
     try:
         with bounded():
             return _template(source).render(**context)
