@@ -1,4 +1,5 @@
-"""What a journey reads is the same whether a template is read quickly or by Jinja's parser."""
+"""What a journey reads, and what a plain text renders to, are the same whether read quickly or
+by Jinja's parser."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 from jinja2 import TemplateSyntaxError
 
 from tropa.dsl import reads
-from tropa.dsl.expressions import ENV, check_condition
+from tropa.dsl.expressions import ENV, check_condition, render
 
 ROOTS = st.sampled_from(["customer", "event", "steps", "journey"])
 PARTS = st.one_of(st.sampled_from(["data", "total", "first_name", "items", "event", "get",
@@ -55,3 +56,9 @@ def test_simple_conditions_read_what_the_parser_reads(text: str, wrapped: bool) 
     # validation's quick check refuses to judge what Jinja would refuse (`a == not b`)
     if parsed(source, condition=True) is None:
         assert check_condition(source) != []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="{"), max_size=60))
+def test_a_plain_text_renders_as_jinja_would_render_it(text: str) -> None:
+    assert render(text, {}) == ENV.from_string(text).render()
