@@ -69,6 +69,14 @@ HOSTILE_FILES = {
                                 "0001-01-01T00:00:00+01:00}\n", "j.yaml:4:29: error:"),
     "no such day": (HEADER + "  - wait_until: {timestamp: 2026-02-30T10:00:00+03:00}\n",
                     "j.yaml:4:29: error: `timestamp`:"),
+    # PyYAML's constructors fail on these in their own ways (IndexError, KeyError,
+    # AttributeError): each is one refusal at the value, never a 500.
+    "empty tagged int": ("journey: j\ntrigger: {event: e, where: !!int ''}\n",
+                         "j.yaml:2:28: error: `` is not a valid `int`"),
+    "tagged bool that is none": ("journey: j\ntrigger: {event: e, where: !!bool 'x'}\n",
+                                 "j.yaml:2:28: error: `x` is not a valid `bool`"),
+    "tagged timestamp that is none": ("journey: j\ntrigger: {event: e, where: !!timestamp x}\n",
+                                      "j.yaml:2:28: error: `x` is not a valid `timestamp`"),
     "literal key over the limit": (
         "journey: j\ntrigger: {event: e, key: \"" + "k" * 300 + "\"}\nsteps: [{exit: x}]\n",
         "j.yaml:2:26: error: `trigger.key`: the key's text is 300 characters"),

@@ -234,7 +234,11 @@ class _Builder:
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         try:
             return self.loader.construct_object(node, deep=True)
-        except (ValueError, OverflowError, yaml.YAMLError):
+        except (ValueError, OverflowError, yaml.YAMLError,
+                # PyYAML's constructors trip on what a tag does not fit in their own ways:
+                # `!!int ''` indexes past the end, `!!bool x` misses its table,
+                # `!!timestamp x` reads a failed match.
+                IndexError, KeyError, AttributeError, TypeError):
             if implicit:  # looks like a date but is none (2026-02-30): validation judges it
                 return event.value
             raise _Refused(f"`{event.value}` is not a valid `{tag.rsplit(':', 1)[-1]}`",
