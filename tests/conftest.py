@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -28,6 +29,13 @@ PG_ADMIN_URL = os.environ.get("TROPA_TEST_PG", "postgresql://postgres@127.0.0.1:
 
 # The SDK's abort at interpreter shutdown is handled by this plugin (see its docstring).
 pytest_plugins = ["tests.support.exit_status"]
+
+# Property and contract tests draw the same examples on every run, so whether a change lands
+# never depends on which inputs a run happened to draw; `--hypothesis-profile=explore` draws
+# fresh ones to hunt for new failures (add what it finds as an explicit case).
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", database=None)
+hypothesis_settings.load_profile("repeatable")
 
 
 # -- Temporal ------------------------------------------------------------------------------------
