@@ -86,6 +86,13 @@ class PagePreparer:
                 asked.append(customer_id)
             answers = self._preparer.prepare_many(session, calls, channel, now)
             for customer_id, (prepared, key) in zip(asked, answers, strict=True):
+                if prepared.status == "duplicate":
+                    # Two recipient ids merged into one person: that person's one message is
+                    # the other id's; this one is skipped, so the progress still adds up.
+                    reason = prepared.reason or "merged_customer"
+                    skipped.append({"b_customer": customer_id, "b_reason": reason})
+                    _count(page, ("skipped", reason, None))
+                    continue
                 if prepared.status == "quiet" and prepared.wait_until is not None:
                     # Quiet hours in the customer's zone: the recipient waits for the window.
                     waiting.append({"b_customer": customer_id, "b_send_at": prepared.wait_until})

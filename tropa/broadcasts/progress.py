@@ -29,7 +29,8 @@ class Progress(BaseModel):
                                        description="Left out by the policy gate, by reason "
                                        "(no_consent, unverified_contact, frequency_cap)")
     failed: int = Field(0, description="Could not be sent (no contact, template error, "
-                        "refused by the provider, customer gone)")
+                        "refused by the provider, customer gone) or not sent to this id "
+                        "because it was merged into another recipient (merged_customer)")
     failed_by_reason: dict[str, int] = Field(default_factory=dict)
     cancelled: int = Field(0, description="Not sent because the broadcast was cancelled")
 
