@@ -10,6 +10,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -18,7 +19,9 @@ import structlog
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.api import api_client, make_app, make_key
+from tropa.logs import configure
 from tropa.settings import Settings
+from tropa.worker import cli_simulate
 from tropa.worker.cli import parser
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -39,13 +42,20 @@ BORIS = {"id": "c-cart", "first_name": "Boris", "phone": "+79160000007", "phone_
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """Run `tropa <argv>` in this process; exit code, stdout, stderr.
 
-    The command sets up logging as a process of its own would; the tests after this one
-    get the logging they had back.
+    The command sets up logging as for a process of its own (WARNING), but no logger is
+    cached meanwhile and the test run's logging comes back afterwards: a module's logger
+    cached at WARNING would hide the INFO lines later tests in this process read.
     """
     args = parser().parse_args(list(argv))
     saved = structlog.get_config()
+
+    def uncached(level: str) -> None:
+        configure(level)
+        structlog.configure(cache_logger_on_first_use=False)
+
     try:
-        code = args.func(args)
+        with patch.object(cli_simulate, "configure", uncached):
+            code = args.func(args)
     finally:
         structlog.configure(**saved)
     out = capsys.readouterr()
