@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.servers import free_port, serve
+from tests.support.waiting import eventually_sync
 from tropa.sandbox.app import Sandbox, create_sandbox_app
 
 TROPA = str(Path(sys.executable).parent / "tropa")
@@ -47,17 +47,6 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has exited; only its parent's wait is left
 
 
-def _wait(probe, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout}s")
-        time.sleep(0.1)
-
-
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -76,6 +65,8 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait(timeout=10)
 
 
+# The test finds `tropa dev`'s Temporal child through /proc, which only Linux has; CI and
+# the machines Tropa is developed on are Linux, so it runs everywhere it is expected to.
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_9_of_tropa_dev_takes_its_temporal_server_along(
         tmp_path: Path, started: list[subprocess.Popen[bytes]]) -> None:
@@ -85,7 +76,8 @@ def test_kill_9_of_tropa_dev_takes_its_temporal_server_along(
                            stderr=subprocess.STDOUT)
     started.append(dev)
     api_port = int(env["TROPA_API_PORT"])
-    _wait(lambda: _listening(api_port) or dev.poll() is not None, STARTS_WITHIN, "API up")
+    eventually_sync(lambda: _listening(api_port) or dev.poll() is not None,
+                    timeout=STARTS_WITHIN, message="API up")
     assert dev.poll() is None, (tmp_path / "dev.log").read_text()
     temporal = [p for p in _children(dev.pid) if "temporal" in Path(f"/proc/{p}/cmdline")
                 .read_bytes().decode(errors="replace")]
@@ -94,9 +86,11 @@ def test_kill_9_of_tropa_dev_takes_its_temporal_server_along(
     dev.send_signal(signal.SIGKILL)
     dev.wait(timeout=10)
 
-    _wait(lambda: not _alive(temporal[0]), DIES_WITHIN, "the Temporal child gone")
+    eventually_sync(lambda: not _alive(temporal[0]), timeout=DIES_WITHIN,
+                    message="the Temporal child gone")
     temporal_port = int(env["TROPA_TEMPORAL_DEV_PORT"])
-    _wait(lambda: not _listening(temporal_port), DIES_WITHIN, "the Temporal port free")
+    eventually_sync(lambda: not _listening(temporal_port), timeout=DIES_WITHIN,
+                    message="the Temporal port free")
 
 
 def test_a_start_that_finds_its_port_taken_says_which_and_stops(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from tests.support.waiting import eventually_sync
 from tropa.dsl.plan import EventIn
 from tropa.segments import compute
 from tropa.segments.config import load_default, parse
@@ -244,11 +244,11 @@ def test_a_first_segment_given_meanwhile_is_computed_again_under_its_lock(
 
 
 def _wait_for_a_lock_wait(engine: sa.Engine) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def waiting() -> int:
         with engine.connect() as conn:
-            if conn.execute(sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'")).scalar():
-                return
-    raise AssertionError("the second refresh never waited for the customer")
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar() or 0)
+
+    eventually_sync(waiting, timeout=30, interval=0.02,
+                    message="the second refresh waiting for the customer")

@@ -337,7 +337,7 @@ async def test_the_simulated_clock_is_the_simulation_s_alone() -> None:
     from tropa.clock import following, utcnow
 
     moment = datetime(2031, 5, 1, 10, tzinfo=UTC)
-    inside = asyncio.Event()
+    inside, read = asyncio.Event(), asyncio.Event()
     seen: dict[str, datetime] = {}
 
     async def simulation() -> None:
@@ -345,11 +345,13 @@ async def test_the_simulated_clock_is_the_simulation_s_alone() -> None:
             seen["task"] = utcnow()
             seen["thread"] = await asyncio.to_thread(utcnow)
             inside.set()
-            await asyncio.sleep(0)  # the request beside it runs while this context is on
+            # the request beside it reads the clock while this context is on
+            await asyncio.wait_for(read.wait(), timeout=10)
 
     async def request() -> None:
         await inside.wait()
         seen["beside"] = utcnow()
+        read.set()
 
     await asyncio.gather(simulation(), request())
     assert seen["task"] == seen["thread"] == moment

@@ -23,3 +23,16 @@ async def eventually(probe: Callable[[], Awaitable[T] | T], *, timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not reached within {timeout}s; last value: {last!r}")
         await asyncio.sleep(interval)
+
+
+def eventually_sync(probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1,
+                    message: str = "condition") -> T:
+    """`eventually` for tests without an event loop (processes, database sessions)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not reached within {timeout}s; last value: {last!r}")
+        time.sleep(interval)
