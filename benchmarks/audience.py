@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 
+from benchmarks._database import throwaway_database
 from tropa.audiences import count, page_customer_ids, parse_audience
 from tropa.store.db import make_engine, migrate
 
@@ -91,12 +90,7 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=1000)
     parser.add_argument("--admin-url", default=ADMIN)
     args = parser.parse_args()
-    name = f"tropa_bench_audience_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    url = f"{base}/{name}"
-    try:
+    with throwaway_database(args.admin_url, "tropa_bench_audience") as (_, url):
         migrate(url)
         engine = make_engine(url)
         now = datetime.now(UTC)
@@ -106,9 +100,6 @@ def main() -> None:
         for label, spec in FILTERS.items():
             _measure(engine, label, spec, now, args.page)
         engine.dispose()
-    finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -36,12 +36,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import psycopg
 import sqlalchemy as sa
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from benchmarks._database import throwaway_database
 from benchmarks._stack import TROPA, _stop, _wait_http, free_port, temporal_server
 from tropa.channels.base import OutgoingMessage
 from tropa.channels.catalog import build_adapters
@@ -197,18 +197,10 @@ def main() -> None:
     p.add_argument("--calibrate", type=int, default=5_000)
     p.add_argument("--temporal", help="host:port of a running Temporal (default: a dev server)")
     args = p.parse_args()
-    name = f"tropa_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    url = f"{base}/{name}"
-    try:
+    with throwaway_database(ADMIN, "tropa_bench") as (_, url), \
+            tempfile.TemporaryDirectory() as tmp:
         migrate(url)
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(_run(args, url, Path(tmp)))
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(_run(args, url, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,9 @@ import csv
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
-
+from benchmarks._database import throwaway_database
 from tropa.customers.imports.job import import_customers, new_job
 from tropa.store.db import make_engine, migrate
 
@@ -68,15 +66,8 @@ def main() -> None:
         print(f"wrote {args.rows:,} rows ({path.stat().st_size / 1e6:.0f} MB) in "
               f"{time.monotonic() - started:.1f} s", flush=True)
         if args.only in (None, "postgresql"):
-            name = f"tropa_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-            try:
-                run(f"{base}/{name}", path, "postgresql", args.rows)
-            finally:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            with throwaway_database(PG_ADMIN, "tropa_bench") as (_, url):
+                run(url, path, "postgresql", args.rows)
         if args.only in (None, "sqlite"):
             run(f"sqlite:///{Path(tmp) / 'tropa.db'}", path, "sqlite", args.rows)
 

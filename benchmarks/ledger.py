@@ -21,9 +21,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import sqlalchemy as sa
 
+from benchmarks._database import throwaway_database
 from tropa.errors import Overdraw
 from tropa.loyalty import ledger
 from tropa.loyalty.models import Source
@@ -178,15 +178,8 @@ def main() -> None:
     if args.url:
         run(args.url, args.clients, args.ops, args.entries, not args.balance_only)
         return
-    name = f"tropa_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = args.admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        run(f"{base}/{name}", args.clients, args.ops, args.entries, not args.balance_only)
-    finally:
-        with psycopg.connect(args.admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(args.admin, "tropa_bench") as (_, url):
+        run(url, args.clients, args.ops, args.entries, not args.balance_only)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import argparse
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from benchmarks._database import throwaway_database
 from tropa.services import segments
 from tropa.store.db import make_engine, migrate
 
@@ -158,67 +158,60 @@ def main() -> None:
                       help="bare/steady pairs and incremental rounds (default 3)")
     args.add_argument("--keep", action="store_true", help="keep the database at the end")
     opts = args.parse_args()
-    name = f"tropa_bench_rf_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    meter = Meter(name)
-    try:
-        migrate(url)
-        engine = make_engine(url)
-        now = datetime.now(UTC)
-        print(f"{opts.customers:,} customers, {opts.orders:,} orders, {os.cpu_count()} cores, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
-        meter.timed("seed", lambda: _seed(engine, opts.customers, opts.orders, now))
-        meter.timed("bare", lambda: _bare(engine))
-        _, _, first = meter.timed("first", lambda: segments.recompute_all(
-            engine, now=now, cause="config"))
-        print(f"              {first[0]:,} moves, {len(first[1]):,} events")
-        # What autovacuum does within a minute of the first recompute; the steady state is
-        # measured as a running system sees it.
-        meter.timed("vacuum", lambda: _vacuum(engine, "customer_segments"))
-        ratios: dict[str, list[tuple[float, float]]] = {"bare": [], "groups": []}
-        for _ in range(opts.repeat):
-            bare = meter.timed("bare", lambda: _bare(engine))
-            groups = meter.timed("groups", lambda: _groups(engine))
-            steady = meter.timed("steady", lambda: segments.recompute_all(
+    with throwaway_database(ADMIN, "tropa_bench_rf", keep=opts.keep) as (name, url):
+        meter = Meter(name)
+        try:
+            migrate(url)
+            engine = make_engine(url)
+            now = datetime.now(UTC)
+            print(f"{opts.customers:,} customers, {opts.orders:,} orders, {os.cpu_count()} cores, "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+            meter.timed("seed", lambda: _seed(engine, opts.customers, opts.orders, now))
+            meter.timed("bare", lambda: _bare(engine))
+            _, _, first = meter.timed("first", lambda: segments.recompute_all(
                 engine, now=now, cause="config"))
-            assert steady[2] == (0, []), "nothing changed, so nobody may move"
-            for floor_name, floor in (("bare", bare), ("groups", groups)):
-                ratios[floor_name].append((steady[0] / floor[0], steady[1] / max(floor[1], 0.01)))
-            print(f"steady/bare   {ratios['bare'][-1][0]:8.2f} x  "
-                  f"(cpu {ratios['bare'][-1][1]:6.2f} x);  steady/groups "
-                  f"{ratios['groups'][-1][0]:.2f} x (cpu {ratios['groups'][-1][1]:.2f} x)",
-                  flush=True)
-        for floor_name, pairs in ratios.items():
-            wall = statistics.median(p[0] for p in pairs)
-            print(f"steady/{floor_name:<6} median {wall:.2f} x wall, "
-                  f"{statistics.median(p[1] for p in pairs):.2f} x cpu"
-                  + (" (target <= 2)" if floor_name == "bare" else ""), flush=True)
-        later = now + timedelta(days=1)
-        with engine.begin() as conn:  # the last daily run was `now`
-            conn.execute(sa.text("INSERT INTO sweep_marks (name, done_until) VALUES "
-                                 "('rf-daily', :now)"), {"now": now})
-        _, _, daily = meter.timed("daily", lambda: segments.time_passing(engine, now=later))
-        print(f"              checked {daily[0]:,} customers, {len(daily[1]):,} events")
-        for round_ in range(opts.repeat):
-            at = later + timedelta(minutes=round_ + 1)
-            ids = _new_orders(engine, at, 10_000, str(round_))
-            wall, _, events = meter.timed("incremental", lambda: segments.refresh_customers(
-                engine, ids, now=at, cause="purchase"))  # noqa: B023 - called at once
-            moves = len({e.event_id.rsplit("-", 1)[0] for e in events})
-            print(f"              10,000 customers refreshed, {moves:,} moved, "
-                  f"{len(events):,} events (target < 1 s: {'met' if wall < 1 else 'missed'})",
-                  flush=True)
-        print(f"load average at the end {os.getloadavg()[0]:.1f}")
-        engine.dispose()
-    finally:
-        meter.admin.close()
-        if opts.keep:
-            print(f"kept database {name}")
-        else:
-            with psycopg.connect(ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            print(f"              {first[0]:,} moves, {len(first[1]):,} events")
+            # What autovacuum does within a minute of the first recompute; the steady state is
+            # measured as a running system sees it.
+            meter.timed("vacuum", lambda: _vacuum(engine, "customer_segments"))
+            ratios: dict[str, list[tuple[float, float]]] = {"bare": [], "groups": []}
+            for _ in range(opts.repeat):
+                bare = meter.timed("bare", lambda: _bare(engine))
+                groups = meter.timed("groups", lambda: _groups(engine))
+                steady = meter.timed("steady", lambda: segments.recompute_all(
+                    engine, now=now, cause="config"))
+                assert steady[2] == (0, []), "nothing changed, so nobody may move"
+                for floor_name, floor in (("bare", bare), ("groups", groups)):
+                    ratios[floor_name].append((steady[0] / floor[0],
+                                               steady[1] / max(floor[1], 0.01)))
+                print(f"steady/bare   {ratios['bare'][-1][0]:8.2f} x  "
+                      f"(cpu {ratios['bare'][-1][1]:6.2f} x);  steady/groups "
+                      f"{ratios['groups'][-1][0]:.2f} x (cpu {ratios['groups'][-1][1]:.2f} x)",
+                      flush=True)
+            for floor_name, pairs in ratios.items():
+                wall = statistics.median(p[0] for p in pairs)
+                print(f"steady/{floor_name:<6} median {wall:.2f} x wall, "
+                      f"{statistics.median(p[1] for p in pairs):.2f} x cpu"
+                      + (" (target <= 2)" if floor_name == "bare" else ""), flush=True)
+            later = now + timedelta(days=1)
+            with engine.begin() as conn:  # the last daily run was `now`
+                conn.execute(sa.text("INSERT INTO sweep_marks (name, done_until) VALUES "
+                                     "('rf-daily', :now)"), {"now": now})
+            _, _, daily = meter.timed("daily", lambda: segments.time_passing(engine, now=later))
+            print(f"              checked {daily[0]:,} customers, {len(daily[1]):,} events")
+            for round_ in range(opts.repeat):
+                at = later + timedelta(minutes=round_ + 1)
+                ids = _new_orders(engine, at, 10_000, str(round_))
+                wall, _, events = meter.timed("incremental", lambda: segments.refresh_customers(
+                    engine, ids, now=at, cause="purchase"))  # noqa: B023 - called at once
+                moves = len({e.event_id.rsplit("-", 1)[0] for e in events})
+                print(f"              10,000 customers refreshed, {moves:,} moved, "
+                      f"{len(events):,} events (target < 1 s: {'met' if wall < 1 else 'missed'})",
+                      flush=True)
+            print(f"load average at the end {os.getloadavg()[0]:.1f}")
+            engine.dispose()
+        finally:
+            meter.admin.close()
 
 
 if __name__ == "__main__":

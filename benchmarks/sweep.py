@@ -20,14 +20,13 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 
+from benchmarks._database import throwaway_database
 from tropa.dsl.compiler import compile_journey
 from tropa.dsl.plan import Plan
 from tropa.services.time_triggers import TimeTriggerSweep
@@ -103,12 +102,7 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--admin-url", default=ADMIN)
     args = parser.parse_args()
-    name = f"tropa_bench_sweep_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    url = f"{base}/{name}"
-    try:
+    with throwaway_database(args.admin_url, "tropa_bench_sweep") as (_, url):
         migrate(url)
         engine = make_engine(url)
         today = datetime.now(UTC).date()
@@ -122,9 +116,6 @@ def main() -> None:
               f"min {min(took):.3f} s, median {statistics.median(took):.3f} s, "
               f"max {max(took):.3f} s (target < 2 s)")
         engine.dispose()
-    finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
